@@ -24,8 +24,12 @@ void cf_buf_init(cf_buf *b, size_t max, bool secret)
 
 cf_err cf_buf_reserve(cf_buf *b, size_t extra)
 {
-	/* +1 leaves room for cf_buf_terminate() without another move. */
-	if (extra > b->max || b->len > b->max - extra)
+	/*
+	 * +1 leaves room for cf_buf_terminate() without another move. With
+	 * max == SIZE_MAX, len + extra + 1 could wrap to 0 and pass the
+	 * capacity check below, so that case is refused too.
+	 */
+	if (extra > b->max || b->len > b->max - extra || b->len + extra == SIZE_MAX)
 		return CF_ERR_TOO_BIG;
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
@@ -167,7 +171,8 @@ cf_err cf_cursor_borrow(cf_cursor *c, size_t n, const uint8_t **out)
 {
 	if (n > cf_cursor_remaining(c))
 		return CF_ERR_TRUNCATED;
-	*out = c->data + c->off;
+	/* A NULL span has len 0; NULL + 0 is still undefined in C. */
+	*out = c->data ? c->data + c->off : NULL;
 	c->off += n;
 	return CF_OK;
 }
@@ -228,6 +233,8 @@ cf_err cf_cursor_zeros(cf_cursor *c, size_t n)
 {
 	if (n > cf_cursor_remaining(c))
 		return CF_ERR_TRUNCATED;
+	if (n == 0)
+		return CF_OK;
 	const uint8_t *p = c->data + c->off;
 	uint8_t acc = 0;
 	for (size_t i = 0; i < n; i++)
