@@ -1,1 +1,179 @@
-int main(void) { return 0; }
+/*
+ * coffer: the command-line client for every role. This file dispatches
+ * to the subcommands and holds the conventions they share (cli.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "coffer/enc.h"
+
+static const struct cli_command commands[] = {
+	{ "age", cmd_age, "encrypt and decrypt files in the age format" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int cli_fail(const char *what, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	/* One line, whatever the message holds. */
+	for (char *p = why; *p; p++) {
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	}
+	fprintf(stderr, "coffer: %s: %s\n", what, why);
+	return CLI_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "coffer: %s (see 'coffer %s --help')\n", why, cmd);
+	return CLI_USAGE;
+}
+
+cf_err cli_read_file(const char *path, size_t max, cf_buf *b)
+{
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? CF_ERR_NOT_FOUND : CF_ERR_IO;
+	cf_err rc = CF_OK;
+	uint8_t chunk[8192];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = CF_ERR_IO;
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((rc = cf_buf_append(b, chunk, (size_t)n)) != CF_OK)
+			break;
+	}
+	cf_wipe(chunk, sizeof(chunk));
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (rc == CF_OK)
+		rc = cf_buf_terminate(b);
+	return rc;
+}
+
+static cf_err tty_read_line(int fd, const char *prompt, cf_buf *out)
+{
+	struct termios old, quiet;
+	bool restore = tcgetattr(fd, &old) == 0;
+	if (restore) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &quiet);
+	}
+	cf_err rc = CF_OK;
+	if (write(fd, prompt, strlen(prompt)) < 0)
+		rc = CF_ERR_IO;
+	for (;;) {
+		char c;
+		ssize_t n = rc == CF_OK ? read(fd, &c, 1) : -1;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = rc == CF_OK && out->len ? CF_OK : CF_ERR_IO;
+			break;
+		}
+		if (c == '\n' || c == '\r')
+			break;
+		if ((rc = cf_buf_append_byte(out, (uint8_t)c)) != CF_OK)
+			break;
+	}
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0 && rc == CF_OK)
+		rc = CF_ERR_IO;
+	return rc;
+}
+
+cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out)
+{
+	cf_err rc;
+	if (file) {
+		cf_buf raw;
+		cf_buf_init(&raw, 64 * 1024, true);
+		rc = cli_read_file(file, raw.max, &raw);
+		if (rc == CF_OK) {
+			size_t len = 0;
+			while (len < raw.len && raw.data[len] != '\n')
+				len++;
+			if (len && raw.data[len - 1] == '\r')
+				len--;
+			rc = cf_buf_append(out, raw.data, len);
+		}
+		cf_buf_free(&raw);
+	} else {
+		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return CF_ERR_IO;
+		rc = tty_read_line(fd, "Enter passphrase: ", out);
+		if (rc == CF_OK && confirm) {
+			cf_buf again;
+			cf_buf_init(&again, out->max, true);
+			rc = tty_read_line(fd, "Confirm passphrase: ", &again);
+			if (rc == CF_OK &&
+			    (again.len != out->len || !cf_ct_equal(again.data, out->data, out->len)))
+				rc = CF_ERR_AUTH;
+			cf_buf_free(&again);
+		}
+		close(fd);
+	}
+	if (rc == CF_OK && out->len == 0)
+		rc = CF_ERR_ARG;
+	return rc;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: coffer [--version] [--help] COMMAND [ARGS...]\n\n"
+		   "coffer is the client of the coffer confidential computing platform.\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'coffer COMMAND --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("coffer %s\n", COFFER_VERSION);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "coffer: unknown command '%s' (see 'coffer --help')\n", argv[1]);
+	return CLI_USAGE;
+}

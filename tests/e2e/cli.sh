@@ -74,8 +74,10 @@ same() { cmp -s "$1" "$2"; }
 nonempty() { [ -s "$1" ]; }
 is_empty() { [ -f "$1" ] && [ ! -s "$1" ]; }
 has() { grep -Eqi -- "$2" "$1"; }
-lines_are() { [ "$(wc -l <"$1")" -eq "$2" ]; }
-size_of() { wc -c <"$1" | tr -d ' '; }
+lines_are() { [ -f "$1" ] && [ "$(wc -l <"$1")" -eq "$2" ]; }
+size_of() {
+	if [ -f "$1" ]; then wc -c <"$1" | tr -d ' '; else echo 0; fi
+}
 
 # one_err_line NAME: stderr is exactly one newline-terminated line of the
 # form "coffer: <what failed>: <why>".
@@ -123,7 +125,8 @@ put_byte() {
 
 # get_byte FILE OFFSET: prints the byte's value (0-255).
 get_byte() {
-	dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' \n'
+	_b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' \n')
+	echo "${_b:-0}"
 }
 
 flip_byte() {
@@ -159,13 +162,15 @@ pem_lines() {
 
 # scrypt_only FILE N: the header's only stanza is scrypt with work factor N.
 scrypt_only() {
-	[ "$(grep -a -c '^-> ' "$1")" -eq 1 ] &&
+	[ "$(grep -a -c '^-> ' "$1" 2>/dev/null)" = 1 ] &&
 		grep -a -Eq "^-> scrypt [A-Za-z0-9+/]{22} $2\$" "$1"
 }
 
-pubkey_of() { sed -n 's/^# public key: //p' "$1"; }
+pubkey_of() { sed -n 's/^# public key: //p' "$1" 2>/dev/null || true; }
 
 # stderr_pubkey NAME FILE: stderr is "Public key: <the file's key>".
+cp_() { cp "$1" "$2" 2>/dev/null || : >"$2"; }
+
 stderr_pubkey() {
 	[ "$(cat "$T/$1.err")" = "Public key: $(pubkey_of "$2")" ]
 }
@@ -195,7 +200,7 @@ done
 
 # ---------------------------------------------------------------- usage errors
 run keygen0 age keygen -o "$T/k0.key"
-K0=$(pubkey_of "$T/k0.key" 2>/dev/null || true)
+K0=$(pubkey_of "$T/k0.key")
 
 run u1 frobnicate
 usage_error u1 "unknown command 'coffer frobnicate'"
@@ -227,7 +232,7 @@ check "keygen -o: nothing on stdout" is_empty "$T/kg.out"
 PK1=$(pubkey_of "$T/id1.key")
 
 run kgs age keygen
-cp "$T/kgs.out" "$T/id2.key"
+cp_ "$T/kgs.out" "$T/id2.key"
 check "keygen to stdout: exits 0" rc_is 0
 check "keygen to stdout: age-keygen format" keygen_format "$T/id2.key"
 check "keygen to stdout: stderr is 'Public key: <its public key>'" stderr_pubkey kgs "$T/id2.key"
@@ -248,9 +253,9 @@ check "recipient: prints the '# public key:' value, one line" \
 
 {
 	echo "# two identities, with comments and a blank line"
-	cat "$T/id1.key"
+	cat "$T/id1.key" 2>/dev/null || true
 	echo
-	cat "$T/id2.key"
+	cat "$T/id2.key" 2>/dev/null || true
 } >"$T/both.key"
 run rcp2 age recipient "$T/both.key"
 check "recipient: two identities give two lines, in order" \
@@ -267,8 +272,8 @@ check "encrypt stdin->stdout: exits 0" rc_is 0
 check "encrypt: output starts with the age v1 header line" \
 	test "$(head -n 1 "$T/enc1.out")" = "age-encryption.org/v1"
 check "encrypt: one X25519 stanza per recipient" \
-	test "$(grep -a -c '^-> X25519 ' "$T/enc1.out")" -eq 1
-cp "$T/enc1.out" "$T/ct1"
+	test "$(grep -a -c '^-> X25519 ' "$T/enc1.out")" = 1
+cp_ "$T/enc1.out" "$T/ct1"
 runin "$T/ct1" dec1 age decrypt -i "$T/id1.key"
 check "decrypt stdin->stdout: exits 0" rc_is 0
 check "round trip through stdin/stdout gives the plaintext" same "$T/dec1.out" "$T/pt"
@@ -315,7 +320,7 @@ check "empty stdin round trip" quiet_success dec4s
 run enc5 age encrypt -R "$T/recips.txt" -o "$T/ct5" "$T/pt"
 check "encrypt -R file with comments: exits 0" rc_is 0
 check "encrypt -R: one stanza per recipient" \
-	test "$(grep -a -c '^-> X25519 ' "$T/ct5")" -eq 2
+	test "$(grep -a -c '^-> X25519 ' "$T/ct5" 2>/dev/null)" = 2
 run dec5a age decrypt -i "$T/id1.key" -o "$T/pt5a" "$T/ct5"
 check "encrypt -R: first identity decrypts" same "$T/pt5a" "$T/pt"
 run dec5b age decrypt -i "$T/id2.key" -o "$T/pt5b" "$T/ct5"
@@ -386,45 +391,45 @@ bsize=$(size_of "$T/bct")
 check "200 KiB ciphertext has the expected size" \
 	test "$bsize" -eq $((hl + 16 + 3 * 65552 + 8192 + 16))
 
-cp "$T/bct" "$T/t1"
-flip_byte "$T/t1" $((bsize - 20))
+cp_ "$T/bct" "$T/t1"
+flip_byte "$T/t1" $((bsize - 20)) || true
 mkdir "$T/o13"
 run t1 age decrypt -i "$T/id1.key" -o "$T/o13/pt" "$T/t1"
 fails t1 "flipped byte in the last payload chunk" 'authenticat'
 check "flipped byte in the last chunk: -o target not created (no partial plaintext)" empty_dir "$T/o13"
 
-cp "$T/bct" "$T/t2"
-flip_byte "$T/t2" $((hl + 16 + 100))
+cp_ "$T/bct" "$T/t2"
+flip_byte "$T/t2" $((hl + 16 + 100)) || true
 mkdir "$T/o14"
 run t2 age decrypt -i "$T/id1.key" -o "$T/o14/pt" "$T/t2"
 fails t2 "flipped byte in the first payload chunk" 'authenticat'
 check "flipped byte in the first chunk: -o target not created" empty_dir "$T/o14"
 
-head -c $((bsize - 100)) "$T/bct" >"$T/t3"
+head -c $((bsize - 100)) "$T/bct" >"$T/t3" 2>/dev/null || true
 mkdir "$T/o15"
 run t3 age decrypt -i "$T/id1.key" -o "$T/o15/pt" "$T/t3"
 fails t3 "ciphertext missing its last 100 bytes"
 check "missing last 100 bytes: -o target not created (no partial plaintext)" empty_dir "$T/o15"
 
-head -c $((hl + 16 + 3 * 65552)) "$T/bct" >"$T/t4"
+head -c $((hl + 16 + 3 * 65552)) "$T/bct" >"$T/t4" 2>/dev/null || true
 mkdir "$T/o16"
 run t4 age decrypt -i "$T/id1.key" -o "$T/o16/pt" "$T/t4"
 fails t4 "ciphertext cut at a chunk boundary" 'truncat'
 check "cut at a chunk boundary: -o target not created" empty_dir "$T/o16"
 
-cp "$T/bct" "$T/t5"
+cp_ "$T/bct" "$T/t5"
 macoff=$((hl - 48 + 4 + 10)) # a middle character of the base64 MAC
 if [ "$(get_byte "$T/t5" "$macoff")" -eq 65 ]; then
-	put_byte "$T/t5" "$macoff" 66 # 'A' -> 'B'
+	put_byte "$T/t5" "$macoff" 66 || true # 'A' -> 'B'
 else
-	put_byte "$T/t5" "$macoff" 65 # -> 'A'
+	put_byte "$T/t5" "$macoff" 65 || true # -> 'A'
 fi
 mkdir "$T/o17"
 run t5 age decrypt -i "$T/id1.key" -o "$T/o17/pt" "$T/t5"
 fails t5 "changed character in the header MAC line" 'MAC'
 check "changed header MAC: -o target not created" empty_dir "$T/o17"
 
-head -c 30 "$T/bct" >"$T/t6"
+head -c 30 "$T/bct" >"$T/t6" 2>/dev/null || true
 run t6 age decrypt -i "$T/id1.key" -o "$T/pt6" "$T/t6"
 fails t6 "header cut short"
 check "header cut short: -o target not created" absent "$T/pt6"
