@@ -64,9 +64,12 @@ static cf_err stanza_parse_args(const uint8_t *line, size_t len, cf_age_stanza *
 		}
 		if (i == start || s->nargs == AGE_MAX_ARGS)
 			return CF_ERR_AGE_HEADER; /* empty argument, or too many */
-		char *arg = strndup((const char *)line + start, i - start);
+		/* Not strndup: the line is not NUL-terminated. */
+		char *arg = malloc(i - start + 1);
 		if (!arg)
 			return CF_ERR_NOMEM;
+		memcpy(arg, line + start, i - start);
+		arg[i - start] = 0;
 		s->args[s->nargs++] = arg;
 		start = i + 1;
 	}
@@ -185,8 +188,9 @@ cf_err cf_age_header_encode(const cf_age_header *h, bool with_mac, cf_buf *out)
 			if (rc != CF_OK)
 				break;
 			size_t n = s->bodylen - off > 48 ? 48 : s->bodylen - off;
-			char line[AGE_BODY_COLUMNS + 1];
-			cf_b64_encode(s->body + off, n, false, line);
+			char line[AGE_BODY_COLUMNS + 1] = "";
+			if (n)
+				cf_b64_encode(s->body + off, n, false, line);
 			rc = cf_buf_append_str(out, line);
 			if (rc == CF_OK)
 				rc = cf_buf_append_byte(out, '\n');

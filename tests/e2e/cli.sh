@@ -434,6 +434,28 @@ run t6 age decrypt -i "$T/id1.key" -o "$T/pt6" "$T/t6"
 fails t6 "header cut short"
 check "header cut short: -o target not created" absent "$T/pt6"
 
+cp_ "$T/bct" "$T/t10"
+printf 'extra' >>"$T/t10"
+mkdir "$T/o18"
+run t10 age decrypt -i "$T/id1.key" -o "$T/o18/pt" "$T/t10"
+fails t10 "bytes appended after the final chunk"
+check "bytes appended after the final chunk: -o target not created" empty_dir "$T/o18"
+
+head -c 65536 /dev/urandom >"$T/full"
+run fenc age encrypt -r "$PK1" -o "$T/fct" "$T/full"
+cp_ "$T/fct" "$T/t11"
+printf 'extra' >>"$T/t11"
+mkdir "$T/o19"
+run t11 age decrypt -i "$T/id1.key" -o "$T/o19/pt" "$T/t11"
+fails t11 "bytes appended after a full-size final chunk" 'trailing'
+check "bytes appended after a full-size final chunk: -o target not created" empty_dir "$T/o19"
+
+echo keep >"$T/keep"
+run t12 age decrypt -i "$T/id2.key" -o "$T/keep" "$T/ct2"
+check "failed decrypt onto an existing -o file: exits 1" rc_is 1
+check "failed decrypt onto an existing -o file: the file is left as it was" \
+	test "$(cat "$T/keep")" = keep
+
 printf 'this is not an age file\n' >"$T/t7"
 run t7 age decrypt -i "$T/id1.key" -o "$T/pt7x" "$T/t7"
 fails t7 "input that is not age"
