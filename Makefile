@@ -16,7 +16,7 @@ $(BUILD)/build.ninja: | deps
 
 build: deps $(BUILD)/build.ninja
 	@ninja -C $(BUILD) >/dev/null || ninja -C $(BUILD)
-	@echo "built: $$(ls $(BUILD)/bin | tr '\n' ' ')"
+	@echo "built: $$(find $(BUILD)/bin -maxdepth 1 -type f -perm -u+x -printf "%f ")"
 
 # Tests: clang, ASan + UBSan, -Werror, fuzz targets built for corpus replay.
 $(TEST_BUILD)/build.ninja: | deps

@@ -184,7 +184,9 @@ cf_err cf_aead_seal(cf_aead *a, const uint8_t nonce[static CF_AEAD_NONCE_LEN], c
 		return CF_ERR_CRYPTO;
 	if (len && EVP_EncryptUpdate(c, out, &n, in, (int)len) != 1)
 		return CF_ERR_CRYPTO;
-	if (EVP_EncryptFinal_ex(c, out + len, &n) != 1)
+	/* AEAD finals write nothing; out may be NULL for an empty message. */
+	uint8_t fin[1];
+	if (EVP_EncryptFinal_ex(c, fin, &n) != 1)
 		return CF_ERR_CRYPTO;
 	if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, CF_AEAD_TAG_LEN, tag) != 1)
 		return CF_ERR_CRYPTO;
@@ -207,7 +209,8 @@ cf_err cf_aead_open(cf_aead *a, const uint8_t nonce[static CF_AEAD_NONCE_LEN], c
 		return CF_ERR_CRYPTO;
 	if (len && EVP_DecryptUpdate(c, out, &n, in, (int)len) != 1)
 		return CF_ERR_CRYPTO;
-	if (EVP_DecryptFinal_ex(c, out + len, &n) != 1) {
+	uint8_t fin[1];
+	if (EVP_DecryptFinal_ex(c, fin, &n) != 1) {
 		/* Unauthenticated plaintext must not survive. */
 		cf_wipe(out, len);
 		return CF_ERR_AUTH;
@@ -272,6 +275,7 @@ cf_err cf_x25519(const uint8_t secret[static CF_X25519_LEN], const uint8_t peer[
 		goto out;
 	if (EVP_PKEY_derive(ctx, shared, &len) != 1) {
 		/* OpenSSL refuses an all-zero result (a low-order peer point). */
+		cf_wipe(shared, CF_X25519_LEN);
 		rc = CF_ERR_WEAK_KEY;
 		goto out;
 	}
@@ -427,6 +431,9 @@ cf_err cf_scrypt(const void *pass, size_t passlen, const void *salt, size_t salt
 	if (n < 2 || (n & (n - 1)) || r == 0 || p == 0)
 		return CF_ERR_ARG;
 	if (n > UINT64_MAX / 128 / r / 2)
+		return CF_ERR_LIMIT;
+	/* RFC 7914 (and OpenSSL) require p * r < 2^30; it also keeps maxmem from wrapping. */
+	if ((uint64_t)r * p >= (1u << 30))
 		return CF_ERR_LIMIT;
 	/* scrypt needs 128*r*(N+p) bytes; give OpenSSL exactly that much plus slack. */
 	uint64_t maxmem = 128ull * r * (n + p + 2) + (1u << 20);

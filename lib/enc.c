@@ -166,13 +166,18 @@ cf_err cf_bech32_encode(const char *hrp, const uint8_t *data, size_t n, bool upp
 			char *out, size_t outcap)
 {
 	size_t hrplen = strlen(hrp);
-	size_t words = (n * 8 + 4) / 5;
-	if (hrplen == 0 || hrplen + 1 + words + 6 + 1 > outcap)
-		return CF_ERR_TOO_BIG;
+	if (hrplen == 0)
+		return CF_ERR_ARG;
 	for (size_t i = 0; i < hrplen; i++) {
 		if (hrp[i] < 33 || hrp[i] > 126 || isupper((unsigned char)hrp[i]))
 			return CF_ERR_ARG;
 	}
+	/* n * 8 must not wrap, or the size check below would pass. */
+	if (n > (SIZE_MAX - 4) / 8 - 16)
+		return CF_ERR_TOO_BIG;
+	size_t words = (n * 8 + 4) / 5;
+	if (hrplen + 1 + words + 6 + 1 > outcap || hrplen > outcap)
+		return CF_ERR_TOO_BIG;
 	uint32_t chk = bech32_hrp_checksum(hrp, hrplen);
 	size_t o = 0;
 	for (size_t i = 0; i < hrplen; i++)

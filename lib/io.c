@@ -18,6 +18,9 @@ cf_err cf_read_full(cf_reader r, uint8_t *buf, size_t cap, size_t *got)
 			return rc;
 		if (n == 0)
 			break;
+		/* A reader that claims more than it was given has overrun buf. */
+		if (n > cap - total)
+			return CF_ERR_IO;
 		total += n;
 	}
 	*got = total;
@@ -130,7 +133,10 @@ cf_writer cf_outfile_writer(cf_outfile *o)
 cf_err cf_outfile_commit(cf_outfile *o)
 {
 	cf_err rc = CF_OK;
-	if (fsync(o->io.fd) != 0 || close(o->io.fd) != 0)
+	/* Close even when fsync fails, or the descriptor leaks. */
+	if (fsync(o->io.fd) != 0)
+		rc = CF_ERR_IO;
+	if (o->io.fd >= 0 && close(o->io.fd) != 0)
 		rc = CF_ERR_IO;
 	o->io.fd = -1;
 	if (rc == CF_OK && rename(o->tmp_path, o->path) != 0)

@@ -4,7 +4,10 @@
  * Levels are chosen at run time; each source file names its module by
  * defining CF_LOG_MODULE before including this header. Output goes to
  * stderr as "prog: [module] message" or, with JSON lines on, as one
- * object per line {"ts","level","prog","module","msg"}. Secrets never
+ * object per line {"ts","level","prog","module","msg"}. A message is
+ * always exactly one line: in text mode control characters are printed
+ * as \xNN, and bytes that are not UTF-8 become '?' in both modes (so a
+ * hostile string can neither forge a line nor a field). Secrets never
  * reach the log: pass them through cf_log_secret() (or print a cf_buf
  * with cf_buf_display), which yields "(hidden)".
  */

@@ -23,7 +23,7 @@
 #define MAX_KEYS 8
 
 struct vector {
-	char path[4096];
+	char path[4096 + 256 + 2];
 	char name[256];
 };
 

@@ -308,10 +308,21 @@ static void test_bech32_capacity(void **state)
 	assert_int_equal(strlen(out), need - 1);
 	assert_int_equal(out[need], '#');
 	/* The HRP must be non-empty, printable and lower-case. */
-	assert_int_not_equal(cf_bech32_encode("", key, 32, false, out, sizeof(out)), CF_OK);
-	assert_int_not_equal(cf_bech32_encode("Age", key, 32, false, out, sizeof(out)), CF_OK);
-	assert_int_not_equal(cf_bech32_encode("a b", key, 32, false, out, sizeof(out)), CF_OK);
-	assert_int_not_equal(cf_bech32_encode("a\x7f", key, 32, false, out, sizeof(out)), CF_OK);
+	assert_int_equal(cf_bech32_encode("", key, 32, false, out, sizeof(out)), CF_ERR_ARG);
+	assert_int_equal(cf_bech32_encode("Age", key, 32, false, out, sizeof(out)), CF_ERR_ARG);
+	assert_int_equal(cf_bech32_encode("a b", key, 32, false, out, sizeof(out)), CF_ERR_ARG);
+	assert_int_equal(cf_bech32_encode("a\x7f", key, 32, false, out, sizeof(out)), CF_ERR_ARG);
+	assert_int_equal(cf_bech32_encode("a\xc3\xa9", key, 32, false, out, sizeof(out)), CF_ERR_ARG);
+	/* A length whose bit count wraps is refused before anything is written. */
+	memset(out, '#', sizeof(out));
+	assert_int_equal(cf_bech32_encode("a", key, SIZE_MAX / 8 + 1, false, out, sizeof(out)),
+			 CF_ERR_TOO_BIG);
+	assert_int_equal(cf_bech32_encode("a", key, SIZE_MAX, false, out, sizeof(out)),
+			 CF_ERR_TOO_BIG);
+	assert_int_equal(out[0], '#');
+	/* Empty data is fine: just HRP, separator and checksum. */
+	assert_int_equal(cf_bech32_encode("a", NULL, 0, false, out, sizeof(out)), CF_OK);
+	assert_string_equal(out, "a12uel5l");
 }
 
 /* The key pair from age's documentation. */
