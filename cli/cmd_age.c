@@ -20,6 +20,9 @@
 
 #define KEY_FILE_MAX (1u << 20)
 #define MAX_RECIPIENTS 256
+/* Input is read ahead on a second thread, so the copy from the kernel overlaps the crypto. */
+#define PREFETCH_BLOCK (1u << 20)
+#define PREFETCH_BLOCKS 4
 
 static const char age_usage[] =
 	"usage: coffer age COMMAND [OPTIONS]\n\n"
@@ -474,8 +477,12 @@ static int age_encrypt(int argc, char **argv)
 	if (status != CLI_OK)
 		goto out;
 	cf_age_encrypt_opts eopts = { .armor = armor };
+	cf_prefetch *pf = NULL;
 	errno = 0;
-	rc = cf_age_encrypt(rcpts, n, &eopts, cf_fd_reader(&io.in_io), io_writer(&io));
+	rc = cf_prefetch_new(cf_fd_reader(&io.in_io), PREFETCH_BLOCK, PREFETCH_BLOCKS, &pf);
+	if (rc == CF_OK)
+		rc = cf_age_encrypt(rcpts, n, &eopts, cf_prefetch_reader(pf), io_writer(&io));
+	cf_prefetch_free(pf);
 	if (rc != CF_OK)
 		cli_fail(what, "%s", age_error_text(rc));
 	status = close_io(&io, what, rc);
@@ -587,8 +594,12 @@ static int age_decrypt(int argc, char **argv)
 	status = open_io(&io, what, optind < argc ? argv[optind] : NULL, outpath, 0600);
 	if (status != CLI_OK)
 		goto out;
+	cf_prefetch *pf = NULL;
 	errno = 0;
-	cf_err rc = cf_age_decrypt(ids, n, cf_fd_reader(&io.in_io), io_writer(&io));
+	cf_err rc = cf_prefetch_new(cf_fd_reader(&io.in_io), PREFETCH_BLOCK, PREFETCH_BLOCKS, &pf);
+	if (rc == CF_OK)
+		rc = cf_age_decrypt(ids, n, cf_prefetch_reader(pf), io_writer(&io));
+	cf_prefetch_free(pf);
 	if (rc == CF_ERR_AGE_NO_MATCH)
 		cli_fail(what, "%s%s", cf_strerror(rc),
 			 passphrase ? " (wrong passphrase?)" : "");

@@ -1,6 +1,8 @@
 #include "coffer/io.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,4 +163,164 @@ void cf_outfile_abort(cf_outfile *o)
 	free(o->path);
 	free(o->tmp_path);
 	o->path = o->tmp_path = NULL;
+}
+
+/*
+ * Prefetching reader: one producer thread fills blocks from `in`; the
+ * consumer drains them in order. A ring of nblocks, each with its length;
+ * a zero-length block marks end of input, an error is passed along.
+ */
+struct pf_block {
+	uint8_t *data;
+	size_t len;
+};
+
+struct cf_prefetch {
+	cf_reader in;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pf_block *blocks;
+	unsigned nblocks;
+	size_t block_size;
+	unsigned head;   /* next block the consumer reads */
+	unsigned count;  /* filled blocks */
+	size_t head_off; /* consumed bytes of the head block */
+	bool done;       /* producer reached end of input or an error */
+	bool stop;       /* consumer is going away */
+	cf_err error;
+	bool started;
+};
+
+static void *pf_main(void *arg)
+{
+	cf_prefetch *p = arg;
+	unsigned tail = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		while (p->count == p->nblocks && !p->stop)
+			pthread_cond_wait(&p->cond, &p->lock);
+		bool stop = p->stop;
+		pthread_mutex_unlock(&p->lock);
+		if (stop)
+			return NULL;
+		/* The producer owns block `tail` until it publishes it. */
+		size_t got = 0;
+		cf_err rc = cf_read_full(p->in, p->blocks[tail].data, p->block_size, &got);
+		pthread_mutex_lock(&p->lock);
+		if (rc != CF_OK) {
+			p->error = rc;
+			p->done = true;
+		} else {
+			p->blocks[tail].len = got;
+			p->count++;
+			tail = (tail + 1) % p->nblocks;
+			if (got < p->block_size)
+				p->done = true;
+		}
+		bool finished = p->done;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		if (finished)
+			return NULL;
+	}
+}
+
+static cf_err pf_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
+{
+	cf_prefetch *p = ctx;
+	size_t total = 0;
+	cf_err rc = CF_OK;
+	pthread_mutex_lock(&p->lock);
+	while (total < cap) {
+		while (p->count == 0 && !p->done)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->count == 0) {
+			rc = total ? CF_OK : p->error;
+			break;
+		}
+		struct pf_block *b = &p->blocks[p->head];
+		size_t n = b->len - p->head_off;
+		if (n > cap - total)
+			n = cap - total;
+		/* Copy outside the lock would race with nothing: the producer never touches the head. */
+		pthread_mutex_unlock(&p->lock);
+		memcpy(buf + total, b->data + p->head_off, n);
+		pthread_mutex_lock(&p->lock);
+		total += n;
+		p->head_off += n;
+		if (p->head_off == b->len) {
+			bool last = b->len < p->block_size;
+			p->head = (p->head + 1) % p->nblocks;
+			p->head_off = 0;
+			p->count--;
+			pthread_cond_broadcast(&p->cond);
+			if (last)
+				break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	*got = total;
+	return rc;
+}
+
+cf_err cf_prefetch_new(cf_reader in, size_t block_size, unsigned nblocks, cf_prefetch **out)
+{
+	if (block_size == 0 || nblocks < 2 || nblocks > 64)
+		return CF_ERR_ARG;
+	cf_prefetch *p = calloc(1, sizeof(*p));
+	if (!p)
+		return CF_ERR_NOMEM;
+	p->in = in;
+	p->nblocks = nblocks;
+	p->block_size = block_size;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->blocks = calloc(nblocks, sizeof(*p->blocks));
+	if (!p->blocks)
+		goto fail;
+	for (unsigned i = 0; i < nblocks; i++) {
+		p->blocks[i].data = malloc(block_size);
+		if (!p->blocks[i].data)
+			goto fail;
+	}
+	if (pthread_create(&p->thread, NULL, pf_main, p) != 0)
+		goto fail;
+	p->started = true;
+	*out = p;
+	return CF_OK;
+fail:
+	cf_prefetch_free(p);
+	return CF_ERR_NOMEM;
+}
+
+cf_reader cf_prefetch_reader(cf_prefetch *p)
+{
+	return (cf_reader){ pf_read, p };
+}
+
+void cf_prefetch_free(cf_prefetch *p)
+{
+	if (!p)
+		return;
+	if (p->started) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->thread, NULL);
+	}
+	if (p->blocks) {
+		for (unsigned i = 0; i < p->nblocks; i++) {
+			/* Blocks may hold plaintext being encrypted. */
+			if (p->blocks[i].data) {
+				cf_wipe(p->blocks[i].data, p->block_size);
+				free(p->blocks[i].data);
+			}
+		}
+		free(p->blocks);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
 }

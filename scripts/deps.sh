@@ -8,6 +8,8 @@ PACKAGES="
 meson ninja-build pkg-config clang llvm libclang-rt-14-dev
 libssl-dev libjansson-dev libcmocka-dev zlib1g-dev
 age openssl
+libmimalloc-dev libseccomp-dev
+redis-server redis-tools gdb
 "
 
 missing=""

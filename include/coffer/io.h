@@ -46,6 +46,17 @@ cf_reader cf_mem_reader_of(cf_mem_reader *m);
 cf_writer cf_buf_writer(cf_buf *b);
 
 /*
+ * A reader that reads ahead on its own thread into a few large blocks,
+ * so that copying input out of the kernel overlaps with the caller's
+ * work (age encryption runs at crypto speed instead of crypto + copy).
+ */
+typedef struct cf_prefetch cf_prefetch;
+cf_err cf_prefetch_new(cf_reader in, size_t block_size, unsigned nblocks, cf_prefetch **out) CF_WUR;
+cf_reader cf_prefetch_reader(cf_prefetch *p);
+/* Stops the thread; safe at any point, also before end of input. */
+void cf_prefetch_free(cf_prefetch *p);
+
+/*
  * An output file written under a temporary name in the same directory
  * (mode 0600 unless mode says otherwise) and renamed over `path` by
  * cf_outfile_commit(). cf_outfile_abort() removes the temporary, so a

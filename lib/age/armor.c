@@ -60,6 +60,13 @@ cf_err age_src_getc(age_src *s, int *c)
 static cf_err age_src_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 {
 	age_src *s = ctx;
+	/* Once the buffer is drained, large reads bypass it: no extra copy. */
+	if (s->pos == s->len && !s->eof && cap >= sizeof(s->buf)) {
+		cf_err rc = s->in.read(s->in.ctx, buf, cap, got);
+		if (rc == CF_OK && *got == 0)
+			s->eof = true;
+		return rc;
+	}
 	cf_err rc = age_src_fill(s);
 	if (rc != CF_OK)
 		return rc;
