@@ -12,7 +12,8 @@
 
 #define AGE_VERSION_LINE "age-encryption.org/v1"
 #define AGE_BODY_COLUMNS 64
-#define AGE_MAX_ARGS 16
+/* The spec sets no limit; this one only bounds allocations on hostile input. */
+#define AGE_MAX_ARGS 1024
 
 void cf_age_header_free(cf_age_header *h)
 {
@@ -37,6 +38,8 @@ void cf_age_header_free(cf_age_header *h)
 /* Finds the end of the line starting at off; CF_ERR_TRUNCATED if none. */
 static cf_err header_line(const uint8_t *data, size_t len, size_t off, size_t *line_len)
 {
+	if (off >= len)
+		return CF_ERR_TRUNCATED; /* also keeps NULL + 0 (an empty span) out of memchr */
 	const uint8_t *nl = memchr(data + off, '\n', len - off);
 	if (!nl)
 		return CF_ERR_TRUNCATED;
@@ -52,8 +55,12 @@ static bool valid_arg_char(uint8_t c)
 static cf_err stanza_parse_args(const uint8_t *line, size_t len, cf_age_stanza *s)
 {
 	/* line is after "-> " */
-	size_t start = 0;
-	s->args = calloc(AGE_MAX_ARGS, sizeof(char *));
+	size_t start = 0, nargs = 1;
+	for (size_t i = 0; i < len; i++)
+		nargs += line[i] == ' ';
+	if (nargs > AGE_MAX_ARGS)
+		return CF_ERR_AGE_HEADER;
+	s->args = calloc(nargs, sizeof(char *));
 	if (!s->args)
 		return CF_ERR_NOMEM;
 	for (size_t i = 0; i <= len; i++) {
@@ -62,8 +69,8 @@ static cf_err stanza_parse_args(const uint8_t *line, size_t len, cf_age_stanza *
 				return CF_ERR_AGE_HEADER;
 			continue;
 		}
-		if (i == start || s->nargs == AGE_MAX_ARGS)
-			return CF_ERR_AGE_HEADER; /* empty argument, or too many */
+		if (i == start)
+			return CF_ERR_AGE_HEADER; /* empty argument */
 		/* Not strndup: the line is not NUL-terminated. */
 		char *arg = malloc(i - start + 1);
 		if (!arg)
@@ -82,7 +89,9 @@ cf_err cf_age_header_parse(const uint8_t *data, size_t len, cf_age_header *h, si
 	size_t off = 0, ll;
 	memset(h, 0, sizeof(*h));
 
-	if (len > CF_AGE_MAX_HEADER)
+	/* Past the limit the header is malformed, not truncated: more input cannot help. */
+	bool clipped = len > CF_AGE_MAX_HEADER;
+	if (clipped)
 		len = CF_AGE_MAX_HEADER;
 	if ((rc = header_line(data, len, off, &ll)) != CF_OK)
 		goto out;
@@ -164,6 +173,8 @@ cf_err cf_age_header_parse(const uint8_t *data, size_t len, cf_age_header *h, si
 	*consumed = off + ll + 1;
 	rc = CF_OK;
 out:
+	if (rc == CF_ERR_TRUNCATED && clipped)
+		rc = CF_ERR_AGE_HEADER;
 	if (rc != CF_OK)
 		cf_age_header_free(h);
 	return rc;

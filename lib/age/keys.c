@@ -126,7 +126,8 @@ static cf_err for_each_key_line(const char *text, size_t len, size_t *bad_line,
 struct key_list {
 	void *items;
 	size_t n;     /* completed items */
-	size_t alloc; /* allocated items (n, or n + 1 while one is filled) */
+	size_t alloc; /* items that may hold data (n, or n + 1 while one is filled) */
+	size_t cap;   /* items allocated */
 	size_t item_size;
 };
 
@@ -134,12 +135,25 @@ static cf_err key_list_push(struct key_list *l, void **slot)
 {
 	if (l->n >= 4096)
 		return CF_ERR_TOO_BIG;
-	uint8_t *grown = realloc(l->items, (l->n + 1) * l->item_size);
-	if (!grown)
-		return CF_ERR_NOMEM;
-	l->items = grown;
+	if (l->n == l->cap) {
+		/*
+		 * Not realloc: a block it moves is freed without being wiped, which
+		 * would leave copies of the secret keys parsed so far on the heap.
+		 */
+		size_t cap = l->cap ? 2 * l->cap : 8;
+		uint8_t *grown = calloc(cap, l->item_size);
+		if (!grown)
+			return CF_ERR_NOMEM;
+		if (l->items) {
+			memcpy(grown, l->items, l->n * l->item_size);
+			cf_wipe(l->items, l->cap * l->item_size);
+			free(l->items);
+		}
+		l->items = grown;
+		l->cap = cap;
+	}
 	l->alloc = l->n + 1;
-	*slot = grown + l->n * l->item_size;
+	*slot = (uint8_t *)l->items + l->n * l->item_size;
 	memset(*slot, 0, l->item_size);
 	return CF_OK;
 }
@@ -183,7 +197,7 @@ void cf_age_identities_free(cf_age_identity *ids, size_t n)
 cf_err cf_age_identities_parse(const char *text, size_t len, cf_age_identity **ids, size_t *n,
 			       size_t *bad_line)
 {
-	struct key_list l = { NULL, 0, 0, sizeof(cf_age_identity) };
+	struct key_list l = { .item_size = sizeof(cf_age_identity) };
 	cf_err rc = for_each_key_line(text, len, bad_line, add_identity, &l);
 	if (rc == CF_OK && l.n == 0)
 		rc = CF_ERR_NOT_FOUND;
@@ -200,7 +214,7 @@ cf_err cf_age_identities_parse(const char *text, size_t len, cf_age_identity **i
 cf_err cf_age_recipients_parse(const char *text, size_t len, cf_age_recipient **rcpts, size_t *n,
 			       size_t *bad_line)
 {
-	struct key_list l = { NULL, 0, 0, sizeof(cf_age_recipient) };
+	struct key_list l = { .item_size = sizeof(cf_age_recipient) };
 	cf_err rc = for_each_key_line(text, len, bad_line, add_recipient, &l);
 	if (rc == CF_OK && l.n == 0)
 		rc = CF_ERR_NOT_FOUND;
