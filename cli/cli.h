@@ -37,5 +37,6 @@ cf_err cli_read_file(const char *path, size_t max, cf_buf *b) CF_WUR;
 cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out) CF_WUR;
 
 int cmd_age(int argc, char **argv);
+int cmd_tee(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 
 static const struct cli_command commands[] = {
 	{ "age", cmd_age, "encrypt and decrypt files in the age format" },
+	{ "tee", cmd_tee, "verify TEE evidence (soft TEE reports)" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
