@@ -7,9 +7,11 @@
  *   tee_probe seal LABEL          print the sealing key (hex)
  *   tee_probe info                print measurement and instance id (hex)
  *   tee_probe bad                 send a malformed request (expect refusal)
+ *   tee_probe wait FILE           wait until FILE exists, then act as "info"
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coffer/enc.h"
 #include "coffer/soft.h"
@@ -53,6 +55,18 @@ int main(int argc, char **argv)
 			return 1;
 		hex(reply, len);
 		return 0;
+	}
+	if (strcmp(argv[1], "wait") == 0 && argc == 3) {
+		/* Lets a test change the program file while this instance runs. */
+		for (int i = 0; i < 600; i++) {
+			FILE *f = fopen(argv[2], "r");
+			if (f) {
+				fclose(f);
+				break;
+			}
+			usleep(50000);
+		}
+		argv[1] = "info";
 	}
 	if (strcmp(argv[1], "info") == 0) {
 		rc = cf_soft_call(fd, CF_SOFT_MSG_INFO, NULL, 0, reply, sizeof(reply), &len);
