@@ -41,11 +41,20 @@ cf_err cf_soft_call(int fd, enum cf_soft_msg type, const void *req, size_t reqle
 	} while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)(reqlen + 2))
 		return CF_ERR_IO;
+	/*
+	 * MSG_TRUNC: the kernel reports a datagram's real length, so a reply
+	 * longer than msg is refused instead of silently cut to its first bytes.
+	 */
 	do {
-		n = recv(fd, msg, sizeof(msg), 0);
+		n = recv(fd, msg, sizeof(msg), MSG_TRUNC);
 	} while (n < 0 && errno == EINTR);
 	if (n < 1)
 		return CF_ERR_IO;
+	if ((size_t)n > sizeof(msg)) {
+		memset(msg, 0, sizeof(msg));
+		__asm__ __volatile__("" : : "r"(msg) : "memory");
+		return CF_ERR_TOO_BIG;
+	}
 	if (msg[0] != 0) {
 		cf_err rc = (cf_err)msg[0];
 		return rc == CF_OK ? CF_ERR_PARSE : rc;
@@ -55,7 +64,8 @@ cf_err cf_soft_call(int fd, enum cf_soft_msg type, const void *req, size_t reqle
 		memset(msg, 0, sizeof(msg));
 		return CF_ERR_TOO_BIG;
 	}
-	memcpy(reply, msg + 1, len);
+	if (len)
+		memcpy(reply, msg + 1, len); /* reply may be NULL when replycap is 0 */
 	/* The reply may be a sealing key. */
 	memset(msg, 0, sizeof(msg));
 	__asm__ __volatile__("" : : "r"(msg) : "memory");

@@ -58,12 +58,17 @@ static cf_err self_signed_cert(EVP_PKEY *key, const char *hostname, X509 **out)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = NULL;
-	char cn[256];
+	char cn[65]; /* X.520 ub-common-name: OpenSSL refuses a longer CN */
 	uint8_t serial[16];
 	cf_err rc = CF_ERR_CRYPTO;
 	if (!x)
 		return CF_ERR_NOMEM;
-	snprintf(cn, sizeof(cn), "coffer soft TEE platform %.200s", hostname ? hostname : "");
+	/* Cut to 64 characters, and printable ASCII only: the CN is descriptive. */
+	snprintf(cn, sizeof(cn), "coffer soft TEE platform %s", hostname ? hostname : "");
+	for (char *q = cn; *q; q++) {
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+			*q = '?';
+	}
 	if (cf_random(serial, sizeof(serial)) != CF_OK)
 		goto out;
 	serial[0] &= 0x7f;

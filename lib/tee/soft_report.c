@@ -2,6 +2,7 @@
  * Soft TEE reports: encoding, signing, strict parsing and verification.
  * Layout in include/coffer/soft.h.
  */
+#include <limits.h>
 #include <string.h>
 
 #include <openssl/ec.h>
@@ -118,6 +119,9 @@ cf_err cf_soft_report_parse(const uint8_t *data, size_t len, cf_soft_report *out
 
 static cf_err cert_load(const char *pem, size_t len, X509 **out)
 {
+	/* BIO lengths are int, and -1 means strlen(): never let a size_t wrap there. */
+	if (len > INT_MAX)
+		return CF_ERR_TOO_BIG;
 	BIO *bio = BIO_new_mem_buf(pem, (int)len);
 	if (!bio)
 		return CF_ERR_NOMEM;

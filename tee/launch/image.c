@@ -45,7 +45,8 @@ void launch_config_free(struct launch_config *c)
 cf_err launch_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* Digits first: strtoull would skip spaces and accept a sign (" -1" = 2^64 - 1). */
+	if (!s || *s < '0' || *s > '9')
 		return CF_ERR_ARG;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
@@ -61,9 +62,10 @@ cf_err launch_parse_size(const char *s, uint64_t *out)
 		default: return CF_ERR_ARG;
 		}
 		end++;
-		if (*end == 'i' || *end == 'B')
-			end++;
-		if (*end == 'B')
+		/* Exactly one of "", "B" or "iB" after the unit. */
+		if (end[0] == 'i' && end[1] == 'B')
+			end += 2;
+		else if (end[0] == 'B')
 			end++;
 		if (*end)
 			return CF_ERR_ARG;
@@ -156,7 +158,8 @@ cf_err launch_manifest_load(struct launch_config *c, const char *path, char *why
 		} else if (strcmp(key, "env") == 0) {
 			size_t i;
 			json_t *a;
-			if (!json_is_array(v) || json_array_size(v) > LAUNCH_MAX_ENV) {
+			/* Names already in c count against the limit: c->env is fixed-size. */
+			if (!json_is_array(v) || json_array_size(v) > LAUNCH_MAX_ENV - c->nenv) {
 				snprintf(why, whylen, "%s: \"env\" must be an array of at most %d names", path, LAUNCH_MAX_ENV);
 				goto out;
 			}
@@ -243,10 +246,12 @@ cf_err launch_config_check(const struct launch_config *c, char *why, size_t whyl
 static cf_err copy_to_memfd(const char *path, const char *name, bool cloexec, int *out,
 			    char *why, size_t whylen)
 {
-	int src = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore it). */
+	int src = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (src < 0) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
-		return errno == ENOENT ? CF_ERR_NOT_FOUND : CF_ERR_IO;
+		int e = errno;
+		snprintf(why, whylen, "%s: %s", path, strerror(e));
+		return e == ENOENT ? CF_ERR_NOT_FOUND : CF_ERR_IO;
 	}
 	struct stat st;
 	if (fstat(src, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_PROGRAM_SIZE) {
@@ -326,13 +331,45 @@ static cf_err hash_fd(cf_hash_ctx *h, int fd)
 	return rc;
 }
 
-static cf_err manifest_canonical(const struct launch_config *c, cf_buf *out)
+/*
+ * json_string() returns NULL for a string that is not UTF-8, and
+ * json_array_append_new() then appends nothing: an argument the manifest
+ * cannot carry would run unmeasured. Such strings are refused.
+ */
+static cf_err string_array(char *const *v, size_t n, const char *what, json_t **out, char *why,
+			   size_t whylen)
 {
-	json_t *args = json_array(), *env = json_array();
-	for (size_t i = 0; i < c->nargs; i++)
-		json_array_append_new(args, json_string(c->args[i]));
-	for (size_t i = 0; i < c->nenv; i++)
-		json_array_append_new(env, json_string(c->env[i]));
+	json_t *a = json_array();
+	if (!a)
+		return CF_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_t *s = json_string(v[i]);
+		if (!s) {
+			snprintf(why, whylen, "%s %zu is not valid UTF-8: the manifest cannot record it",
+				 what, i + 1);
+			json_decref(a);
+			return CF_ERR_ARG;
+		}
+		if (json_array_append_new(a, s) != 0) {
+			json_decref(a);
+			return CF_ERR_NOMEM;
+		}
+	}
+	*out = a;
+	return CF_OK;
+}
+
+static cf_err manifest_canonical(const struct launch_config *c, cf_buf *out, char *why,
+				 size_t whylen)
+{
+	json_t *args = NULL, *env = NULL;
+	cf_err rc;
+	if ((rc = string_array(c->args, c->nargs, "argument", &args, why, whylen)) != CF_OK)
+		return rc;
+	if ((rc = string_array(c->env, c->nenv, "environment name", &env, why, whylen)) != CF_OK) {
+		json_decref(args);
+		return rc;
+	}
 	json_t *m = json_pack("{s:i, s:o, s:o, s:I, s:i, s:I, s:b}", "version", 1, "args", args,
 			      "env", env, "enclave_size", (json_int_t)c->enclave_size, "cores",
 			      (int)c->cores, "memory", (json_int_t)c->memory, "debug", c->debug);
@@ -340,7 +377,7 @@ static cf_err manifest_canonical(const struct launch_config *c, cf_buf *out)
 		return CF_ERR_NOMEM;
 	char *s = NULL;
 	size_t len = 0;
-	cf_err rc = cf_json_canonical(m, &s, &len);
+	rc = cf_json_canonical(m, &s, &len);
 	if (rc == CF_OK)
 		rc = cf_buf_append(out, s, len);
 	free(s);
@@ -376,10 +413,17 @@ cf_err launch_image_build(const struct launch_config *c, struct launch_image *im
 	if (c->allocator &&
 	    (rc = copy_to_memfd(c->allocator, "coffer-soft-allocator", false, &img->allocator_fd, why, whylen)) != CF_OK)
 		goto out;
-	if ((rc = manifest_canonical(c, &img->manifest)) != CF_OK)
+	if (whylen)
+		why[0] = 0;
+	if ((rc = manifest_canonical(c, &img->manifest, why, whylen)) != CF_OK) {
+		if (whylen && !why[0])
+			snprintf(why, whylen, "the manifest: %s", cf_strerror(rc));
 		goto out;
-	if ((rc = cf_hash_new(CF_SHA384, &h)) != CF_OK)
+	}
+	if ((rc = cf_hash_new(CF_SHA384, &h)) != CF_OK) {
+		snprintf(why, whylen, "measuring: %s", cf_strerror(rc));
 		goto out;
+	}
 	uint8_t mlen[8];
 	for (int i = 0; i < 8; i++)
 		mlen[i] = (uint8_t)((uint64_t)img->manifest.len >> (8 * i));
