@@ -16,7 +16,8 @@
 
 static const struct cli_command commands[] = {
 	{ "age", cmd_age, "encrypt and decrypt files in the age format" },
-	{ "tee", cmd_tee, "verify TEE evidence (soft TEE reports)" },
+	{ "evidence", cmd_evidence, "verify attestation evidence (soft, sgx, tdx, snp, csv)" },
+	{ "tee", cmd_tee, "verify a soft TEE report" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
