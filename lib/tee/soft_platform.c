@@ -27,6 +27,24 @@ static cf_err path_join(char *out, size_t cap, const char *dir, const char *name
 	return n < 0 || (size_t)n >= cap ? CF_ERR_TOO_BIG : CF_OK;
 }
 
+/* Creates the missing parents of path (0755), as `mkdir -p $(dirname path)`. */
+static cf_err mkdir_parents(const char *path)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return CF_ERR_TOO_BIG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return CF_ERR_IO;
+		*p = '/';
+	}
+	return CF_OK;
+}
+
 /* Writes a new file with O_EXCL and the given mode. */
 static cf_err write_new(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -135,7 +153,7 @@ cf_err cf_soft_platform_init(const char *dir, const char *hostname, bool force)
 	    (rc = path_join(cpath, sizeof(cpath), dir, "cert.pem")) != CF_OK ||
 	    (rc = path_join(spath, sizeof(spath), dir, "seal.secret")) != CF_OK)
 		return rc;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+	if (mkdir_parents(dir) != CF_OK || (mkdir(dir, 0700) != 0 && errno != EEXIST))
 		return CF_ERR_IO;
 	if (!force && (access(kpath, F_OK) == 0 || access(spath, F_OK) == 0))
 		return CF_ERR_ARG;
