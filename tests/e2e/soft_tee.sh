@@ -52,7 +52,7 @@ m_args=$("$launch" measure "$tmp/prog" info extra)
 m_size=$("$launch" measure --enclave-size 128M "$tmp/prog" info)
 [ "$m_size" != "$m1" ] && ok "the enclave size changes the measurement" || not_ok "the enclave size changes the measurement"
 cp "$probe" "$tmp/prog2"
-printf '\001' | dd of="$tmp/prog2" bs=1 seek=2000 conv=notrunc 2>/dev/null
+python3 -c "import sys; d=bytearray(open(sys.argv[1],'rb').read()); d[2000]^=1; open(sys.argv[1],'wb').write(d)" "$tmp/prog2"
 m_byte=$("$launch" measure "$tmp/prog2" info)
 [ "$m_byte" != "$m1" ] && ok "one program byte changes the measurement" || not_ok "one program byte changes the measurement"
 echo '{"version":1,"env":["LANG"]}' >"$tmp/manifest.json"
