@@ -2,7 +2,7 @@
 """Seeds the fuzz corpora from the C2SP CCTV age vectors.
 
 Run once by a developer (the output is committed):
-    tests/fuzz/make-corpus.py ../shared/testdata/age/cctv/testdata
+    tests/fuzz/make-corpus.py tests/data/age/cctv/testdata
 Each corpus gets the part of every vector its target parses: whole files
 (age_decrypt), headers (age_header), armored files (age_armor), and
 payload key + STREAM chunks computed from the vector's file key

@@ -1,5 +1,5 @@
 /*
- * Every C2SP CCTV age vector (../shared/testdata/age/cctv/testdata) must
+ * Every C2SP CCTV age vector (tests/data/age/cctv/testdata, from ../shared/testdata) must
  * give exactly the outcome its "expect:" header names, and the plaintext
  * released before any failure must hash to its "payload:" value. ML-KEM
  * hybrid vectors must fail cleanly as unsupported.
@@ -219,7 +219,7 @@ int main(void)
 {
 	const char *td = getenv("COFFER_TESTDATA");
 	char dir[4096];
-	snprintf(dir, sizeof(dir), "%s/age/cctv/testdata", td ? td : "../shared/testdata");
+	snprintf(dir, sizeof(dir), "%s/age/cctv/testdata", td ? td : "tests/data");
 	DIR *d = opendir(dir);
 	if (!d) {
 		fprintf(stderr, "cctv: cannot open %s\n", dir);

@@ -39,7 +39,7 @@ static int load_vector(void **state)
 	(void)state;
 	const char *td = getenv("COFFER_TESTDATA");
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/age/cctv/testdata/x25519", td ? td : "../shared/testdata");
+	snprintf(path, sizeof(path), "%s/age/cctv/testdata/x25519", td ? td : "tests/data");
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		fprintf(stderr, "cannot open %s\n", path);

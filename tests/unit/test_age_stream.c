@@ -140,7 +140,7 @@ static void test_known_answer(void **state)
 	(void)state;
 	const char *td = getenv("COFFER_TESTDATA");
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/age/cctv/testdata/x25519", td ? td : "../shared/testdata");
+	snprintf(path, sizeof(path), "%s/age/cctv/testdata/x25519", td ? td : "tests/data");
 	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
 	static uint8_t data[1 << 16];

@@ -678,10 +678,11 @@ static void test_platform_init_overwrite(void **state)
 	assert_int_equal(access(kpath, F_OK), -1);
 	assert_int_equal(access(spath, F_OK), -1);
 
-	/* Parent missing; path too long. */
+	/* Missing parents are created (as `mkdir -p`); path too long is refused. */
 	char deep[256];
 	path_in(deep, sizeof(deep), tmp, "no/such/dir");
-	assert_int_equal(cf_soft_platform_init(deep, "x", false), CF_ERR_IO);
+	assert_int_equal(cf_soft_platform_init(deep, "x", false), CF_OK);
+	assert_int_equal(mode_of(deep), 0700);
 	char *longdir = malloc(5000);
 	assert_non_null(longdir);
 	memset(longdir, 'a', 4999);
