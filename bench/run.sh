@@ -10,6 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # One benchmark script (in bench/) per line.
 benchmarks="
 age.sh
+soft_tee.sh
 "
 
 if [ ! -d "$build/bin" ]; then

@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="
 meson ninja-build pkg-config clang llvm libclang-rt-14-dev
-libssl-dev libjansson-dev libcmocka-dev zlib1g-dev
+libssl-dev libjansson-dev libcmocka-dev zlib1g-dev libsqlite3-dev
 age openssl
 libmimalloc-dev libseccomp-dev
 redis-server redis-tools gdb
