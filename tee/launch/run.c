@@ -201,6 +201,11 @@ static int drop_to_user(const char *user)
 	struct passwd *pw = getpwnam(user);
 	if (!pw)
 		return -1;
+	/* The bounding set needs CAP_SETPCAP, so it is trimmed while still root. */
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		if (cap != CAP_IPC_LOCK && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+			return -1;
+	}
 	if (prctl(PR_SET_KEEPCAPS, 1) != 0 || setgroups(0, NULL) != 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
@@ -213,10 +218,6 @@ static int drop_to_user(const char *user)
 		return -1;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_IPC_LOCK, 0, 0) != 0)
 		return -1;
-	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
-		if (cap != CAP_IPC_LOCK)
-			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-	}
 	return 0;
 }
 

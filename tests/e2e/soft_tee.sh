@@ -116,6 +116,14 @@ k3=$("$launch" run --quiet --enclave-size 128M -- "$tmp/prog" seal data)
 k4=$(COFFER_PLATFORM_DIR=$other "$launch" run --quiet -- "$tmp/prog" seal data)
 [ "$k4" != "$k1" ] && ok "another platform cannot derive the key" || not_ok "another platform cannot derive the key"
 
+# --- --user: an unprivileged uid keeping only CAP_IPC_LOCK (bit 14) ---
+if id nobody >/dev/null 2>&1; then
+	check "--user runs the enclave as that user" "$("$launch" run --quiet --user nobody -- /usr/bin/id -u)" "$(id -u nobody)"
+	caps=$("$launch" run --quiet --user nobody -- /bin/grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status | awk '{print $2}' | sort -u)
+	check "--user keeps only CAP_IPC_LOCK (effective, bounding, ambient)" "$caps" 0000000000004000
+	check "--user enclave still attests" "$("$launch" run --quiet --user nobody -- "$tmp/prog" info | head -1)" "$m1"
+fi
+
 # --- exit status and bad input: one line, non-zero, nothing left running ---
 set +e
 "$launch" run --quiet -- /bin/sh -c 'exit 7'; rc=$?
