@@ -11,6 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 benchmarks="
 age.sh
 soft_tee.sh
+evidence.sh
 "
 
 if [ ! -d "$build/bin" ]; then
