@@ -30,7 +30,7 @@ results=$(taskset -c 0 "$build/bench/evidence_bench" "$here/../tests/data" "$sec
 		outcome=$(echo "$line" | sed -n 's/.*outcome=\([a-z]*\).*/\1/p')
 		case $kind in
 		soft) sample="report signed here" ;;
-		snp) sample="go-sev-guest attestation.bin (Milan, VCEK)" ;;
+		snp) sample="trustee test-report.bin (Milan, VCEK)" ;;
 		tdx) sample="dcap-qvl tdx_quote + collateral" ;;
 		sgx) sample="dcap-qvl sgx_quote + collateral" ;;
 		csv) sample="csv-rs report.cert (HRK/HSK/CEK/PEK)" ;;

@@ -123,9 +123,10 @@ int main(int argc, char **argv)
 	memset(&in, 0, sizeof(in));
 	in.kind = CF_TEE_SNP;
 	in.at = utc(2025, 1, 1);
-	in.evidence = slurp(td, "snp/go-sev-guest/attestation.bin");
-	in.vcek = slurp(td, "snp/go-sev-guest/vcek.testcer");
-	in.snp_chain = slurp(td, "snp/go-sev-guest/trust/ask_ark_milan.pem");
+	/* S2 (trustee): S1 is a debug guest, which the default policy refuses. */
+	in.evidence = slurp(td, "snp/trustee/test-report.bin");
+	in.vcek = slurp(td, "snp/trustee/test-vcek.der");
+	in.snp_chain = slurp(td, "snp/trustee/certs/milan_ask_ark_asvk.pem");
 	run("snp", &in, true, secs);
 
 	memset(&in, 0, sizeof(in));
