@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "coffer/enc.h"
 #include "coffer/evidence.h"
 #include "coffer/json.h"
 
@@ -29,7 +30,7 @@ static const char evidence_usage[] =
 	"  sgx/tdx  --collateral JSON (dcap-qvl QuoteCollateralV3), or --tcb-info JSON\n"
 	"           --qe-identity JSON --tcb-chain PEM [--pck-crl F] [--root-crl F];\n"
 	"           --root-ca F overrides the pinned Intel SGX Root CA\n"
-	"  csv      --hrk FILE --hsk-cek FILE\n\n"
+	"  csv      --hrk FILE --hsk-cek FILE [--mnonce HEX (the 16 bytes you sent)]\n\n"
 	"  --at TIME     verify as of TIME (e.g. 2025-07-01T00:00:00Z), for old evidence\n"
 	"  --policy F    JSON policy: tee, measurements, min_tcb_status, allow_debug,\n"
 	"                report_data, max_age_seconds (docs/evidence.md)\n";
@@ -69,7 +70,7 @@ static cf_err parse_time(const char *s, time_t *out)
 static int evidence_verify(int argc, char **argv)
 {
 	enum { O_TYPE = 256, O_EVIDENCE, O_AT, O_POLICY, O_PCERT, O_VCEK, O_CHAIN, O_ROOT, O_TCB,
-	       O_QE, O_TCBCHAIN, O_PCKCRL, O_ROOTCRL, O_COLL, O_HRK, O_HSKCEK };
+	       O_QE, O_TCBCHAIN, O_PCKCRL, O_ROOTCRL, O_COLL, O_HRK, O_HSKCEK, O_MNONCE };
 	static const struct option opts[] = {
 		{ "type", required_argument, NULL, O_TYPE },
 		{ "evidence", required_argument, NULL, O_EVIDENCE },
@@ -87,12 +88,15 @@ static int evidence_verify(int argc, char **argv)
 		{ "collateral", required_argument, NULL, O_COLL },
 		{ "hrk", required_argument, NULL, O_HRK },
 		{ "hsk-cek", required_argument, NULL, O_HSKCEK },
+		{ "mnonce", required_argument, NULL, O_MNONCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *cmd = "evidence verify";
 	struct loaded l = { .n = 0 };
 	cf_evidence_input in;
 	cf_verdict v;
+	uint8_t mnonce[16];
+	size_t mnonce_len = 0;
 	bool have_verdict = false;
 	json_t *policy = NULL;
 	const char *policy_path = NULL, *evidence_path = NULL;
@@ -133,6 +137,14 @@ static int evidence_verify(int argc, char **argv)
 		case O_COLL: slot = &in.collateral; break;
 		case O_HRK: slot = &in.hrk; break;
 		case O_HSKCEK: slot = &in.hsk_cek; break;
+		case O_MNONCE:
+			if (strlen(optarg) != 32 ||
+			    cf_hex_decode(optarg, 32, mnonce, sizeof(mnonce), &mnonce_len) != CF_OK) {
+				status = cli_usage(cmd, "--mnonce must be 32 hex digits");
+				goto out;
+			}
+			in.mnonce = (cf_blob){ mnonce, mnonce_len };
+			break;
 		case ':':
 			status = cli_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
 			goto out;

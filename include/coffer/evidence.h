@@ -114,6 +114,8 @@ typedef struct cf_evidence_input {
 	/* csv */
 	cf_blob hrk;             /* Hygon Root Key certificate */
 	cf_blob hsk_cek;         /* HSK || CEK as served by the Hygon KDS */
+	cf_blob mnonce;          /* the 16-byte mnonce the relying party sent: pins the
+				    report's unsigned anonce (without it, "not checked") */
 } cf_evidence_input;
 
 /*

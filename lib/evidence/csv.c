@@ -10,8 +10,8 @@
  * Note on anonce: the firmware XORs the TEE info and the signer block
  * with a 4-byte anonce that is not itself signed. The decoded mnonce is
  * therefore only as trustworthy as anonce; a relying party that sent an
- * mnonce must compare it with claims.mnonce, which pins anonce (the
- * "mnonce" check says so; cf_evidence_input carries no mnonce).
+ * mnonce passes it as in->mnonce: the "mnonce" check then pins anonce
+ * too. Without it that check is "not checked".
  */
 #include <stdio.h>
 #include <string.h>
@@ -280,10 +280,22 @@ cf_err cf_evidence_verify_csv(const cf_evidence_input *in, cf_verdict *v)
 			cf_claims_set(v, "chip_id", json_string(sn));
 
 		cf_hex_encode(rep.mnonce, sizeof(rep.mnonce), hex);
-		cf_verdict_skip(v, "mnonce",
-				"no expected mnonce is an input; compare claims.mnonce (%s) with the "
-				"one sent: it also pins the unsigned anonce",
-				hex);
+		if (in->mnonce.data) {
+			/* The decoded mnonce shifts with the unsigned anonce: equality pins both. */
+			char sent[2 * sizeof(rep.mnonce) + 1] = "";
+			bool sized = in->mnonce.len == sizeof(rep.mnonce);
+			if (sized)
+				cf_hex_encode(in->mnonce.data, in->mnonce.len, sent);
+			cf_verdict_expect(v, "mnonce",
+					  sized && cf_ct_equal(in->mnonce.data, rep.mnonce,
+							       sizeof(rep.mnonce)),
+					  sized ? sent : "a 16-byte mnonce", "%s", hex);
+		} else {
+			cf_verdict_skip(v, "mnonce",
+					"no expected mnonce given (--mnonce); compare claims.mnonce "
+					"(%s) with the one sent: it also pins the unsigned anonce",
+					hex);
+		}
 	}
 
 	/* The formats carry neither validity periods nor revocation information. */
