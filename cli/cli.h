@@ -39,5 +39,6 @@ cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out) CF_WUR;
 int cmd_age(int argc, char **argv);
 int cmd_tee(int argc, char **argv);
 int cmd_evidence(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

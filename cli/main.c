@@ -16,6 +16,7 @@
 
 static const struct cli_command commands[] = {
 	{ "age", cmd_age, "encrypt and decrypt files in the age format" },
+	{ "audit", cmd_audit, "verify a hash-chained, signed audit log" },
 	{ "evidence", cmd_evidence, "verify attestation evidence (soft, sgx, tdx, snp, csv)" },
 	{ "tee", cmd_tee, "verify a soft TEE report" },
 };
