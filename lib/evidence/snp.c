@@ -26,8 +26,11 @@
  * and the reported TCB is the claim "tcb". Not checked: AMD's CRL (none is
  * taken as input), so a revoked ASK is not detected.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "coffer/crypto.h"
 #include "coffer/evidence.h"
 #include "snp_internal.h"
 
@@ -68,18 +71,133 @@ cf_err cf_snp_verify_report(const cf_snp_certs *c, const char *cert_error, const
 	return CF_OK;
 }
 
+/*
+ * A small cache of loaded chains, keyed by SHA-256 of the VCEK/VLEK and
+ * chain bytes: a relying party verifies many reports from few platforms,
+ * and parsing plus three RSA-PSS verifications cost more than the report's
+ * own ECDSA check. Entries are immutable and reference-counted; validity
+ * at `at` is checked per report, so a cached chain is never stale.
+ */
+#define SNP_CACHE_SLOTS 8
+
+static struct snp_cache_slot {
+	bool used;
+	uint8_t key[32];
+	cf_snp_certs *certs;
+	char why[200];
+	unsigned refs;
+	uint64_t last_use;
+} snp_cache[SNP_CACHE_SLOTS];
+static pthread_mutex_t snp_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t snp_cache_tick;
+
+static cf_err snp_cache_key(const cf_evidence_input *in, uint8_t key[32])
+{
+	cf_hash_ctx *h = NULL;
+	uint8_t lens[16];
+	cf_err rc = cf_hash_new(CF_SHA256, &h);
+	for (int i = 0; i < 8; i++) {
+		lens[i] = (uint8_t)((uint64_t)in->vcek.len >> (8 * i));
+		lens[8 + i] = (uint8_t)((uint64_t)in->snp_chain.len >> (8 * i));
+	}
+	if (rc == CF_OK)
+		rc = cf_hash_update(h, lens, sizeof(lens));
+	if (rc == CF_OK && in->vcek.len)
+		rc = cf_hash_update(h, in->vcek.data, in->vcek.len);
+	if (rc == CF_OK && in->snp_chain.len)
+		rc = cf_hash_update(h, in->snp_chain.data, in->snp_chain.len);
+	if (rc == CF_OK)
+		rc = cf_hash_final(h, key);
+	cf_hash_free(h);
+	return rc;
+}
+
+/* Returns the slot holding (key), with a reference taken, or NULL. */
+static struct snp_cache_slot *snp_cache_get(const uint8_t key[32])
+{
+	struct snp_cache_slot *hit = NULL;
+	pthread_mutex_lock(&snp_cache_lock);
+	for (size_t i = 0; i < SNP_CACHE_SLOTS; i++) {
+		if (snp_cache[i].used && memcmp(snp_cache[i].key, key, 32) == 0) {
+			hit = &snp_cache[i];
+			hit->refs++;
+			hit->last_use = ++snp_cache_tick;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&snp_cache_lock);
+	return hit;
+}
+
+/* Inserts (taking a reference) unless every slot is in use; NULL then. */
+static struct snp_cache_slot *snp_cache_put(const uint8_t key[32], cf_snp_certs *certs,
+					    const char *why)
+{
+	struct snp_cache_slot *slot = NULL;
+	cf_snp_certs *evicted = NULL;
+	pthread_mutex_lock(&snp_cache_lock);
+	for (size_t i = 0; i < SNP_CACHE_SLOTS; i++) {
+		struct snp_cache_slot *s = &snp_cache[i];
+		if (s->used && memcmp(s->key, key, 32) == 0) {
+			/* Another thread loaded it first: use theirs. */
+			slot = s;
+			slot->refs++;
+			pthread_mutex_unlock(&snp_cache_lock);
+			cf_snp_certs_free(certs);
+			return slot;
+		}
+		if (s->refs == 0 && (!slot || !s->used || (slot->used && s->last_use < slot->last_use)))
+			slot = s;
+	}
+	if (slot) {
+		if (slot->used)
+			evicted = slot->certs;
+		slot->used = true;
+		memcpy(slot->key, key, 32);
+		slot->certs = certs;
+		snprintf(slot->why, sizeof(slot->why), "%s", why);
+		slot->refs = 1;
+		slot->last_use = ++snp_cache_tick;
+	}
+	pthread_mutex_unlock(&snp_cache_lock);
+	cf_snp_certs_free(evicted);
+	return slot;
+}
+
+static void snp_cache_release(struct snp_cache_slot *slot)
+{
+	pthread_mutex_lock(&snp_cache_lock);
+	slot->refs--;
+	pthread_mutex_unlock(&snp_cache_lock);
+}
+
 cf_err cf_evidence_verify_snp(const cf_evidence_input *in, cf_verdict *v)
 {
 	cf_snp_certs *c = NULL;
 	char why[200] = "";
+	uint8_t key[32];
+	struct snp_cache_slot *slot = NULL;
 	if (!in || !v)
 		return CF_ERR_ARG;
-	cf_err rc = cf_snp_certs_load(&in->vcek, &in->snp_chain, &c, why, sizeof(why));
-	if (rc == CF_ERR_NOMEM) {
-		cf_verdict_init(v, CF_TEE_SNP);
-		return CF_ERR_NOMEM;
+	if (snp_cache_key(in, key) == CF_OK)
+		slot = snp_cache_get(key);
+	if (!slot) {
+		cf_err rc = cf_snp_certs_load(&in->vcek, &in->snp_chain, &c, why, sizeof(why));
+		if (rc == CF_ERR_NOMEM) {
+			cf_verdict_init(v, CF_TEE_SNP);
+			return CF_ERR_NOMEM;
+		}
+		if (rc == CF_OK && c)
+			slot = snp_cache_put(key, c, why);
 	}
-	rc = cf_snp_verify_report(c, why, in->evidence.data, in->evidence.len, in->at, v);
-	cf_snp_certs_free(c);
+	cf_err rc;
+	if (slot) {
+		rc = cf_snp_verify_report(slot->certs, slot->why, in->evidence.data, in->evidence.len,
+					  in->at, v);
+		snp_cache_release(slot);
+	} else {
+		rc = cf_snp_verify_report(c, why, in->evidence.data, in->evidence.len, in->at, v);
+		cf_snp_certs_free(c);
+	}
 	return rc;
 }
