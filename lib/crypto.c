@@ -342,7 +342,7 @@ out:
 
 static size_t curve_len(cf_curve curve)
 {
-	return curve == CF_P256 ? 32 : curve == CF_P384 ? 48 : 0;
+	return curve == CF_P256 || curve == CF_SM2 ? 32 : curve == CF_P384 ? 48 : 0;
 }
 
 static void copy_endian(uint8_t *dst, const uint8_t *src, size_t n, cf_endian endian)
@@ -364,10 +364,10 @@ cf_err cf_ec_pubkey_from_xy(cf_curve curve, const uint8_t *xy, size_t len, cf_en
 
 	cf_err rc = CF_ERR_CRYPTO;
 	EVP_PKEY *pkey = NULL;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, curve == CF_SM2 ? "SM2" : "EC", NULL);
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-				       (char *)(curve == CF_P256 ? "P-256" : "P-384"), 0),
+				       (char *)(curve == CF_P256 ? "P-256" : curve == CF_P384 ? "P-384" : "SM2"), 0),
 		OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * n),
 		OSSL_PARAM_END,
 	};

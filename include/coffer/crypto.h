@@ -29,7 +29,7 @@
 
 typedef enum cf_hash_alg { CF_SHA256, CF_SHA384, CF_SHA512 } cf_hash_alg;
 typedef enum cf_aead_alg { CF_CHACHA20_POLY1305, CF_AES_256_GCM } cf_aead_alg;
-typedef enum cf_curve { CF_P256, CF_P384 } cf_curve;
+typedef enum cf_curve { CF_P256, CF_P384, CF_SM2 } cf_curve;
 typedef enum cf_endian { CF_BIG_ENDIAN, CF_LITTLE_ENDIAN } cf_endian;
 
 size_t cf_hash_len(cf_hash_alg alg);
@@ -87,6 +87,8 @@ cf_err cf_ed25519_verify(const uint8_t pub[static CF_ED25519_PUB_LEN], const voi
  * size) in either byte order: DCAP quotes are big-endian, SEV-SNP reports
  * little-endian (and SNP pads r and s to 72 bytes: pass component_len).
  * The message is hashed with SHA-256 (P-256) or SHA-384 (P-384).
+ * cf_ec_pubkey_from_xy also builds SM2 keys (CF_SM2; verify those with
+ * EVP and the signer's distinguishing ID, as lib/evidence/csv_sm.c does).
  */
 typedef struct evp_pkey_st cf_pkey; /* an OpenSSL EVP_PKEY */
 cf_err cf_ec_pubkey_from_xy(cf_curve curve, const uint8_t *xy, size_t len, cf_endian endian,

@@ -97,39 +97,13 @@ static cf_err memo_key(const csv_pubkey *key, const uint8_t *uid, size_t uidlen,
 
 /* --- SM2 --- */
 
-static void reverse_copy(uint8_t *dst, const uint8_t *src, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		dst[i] = src[n - 1 - i];
-}
-
 static cf_err sm2_pubkey(const csv_pubkey *k, EVP_PKEY **out)
 {
-	uint8_t point[1 + 2 * CSV_SM2_LEN];
-	point[0] = 0x04; /* uncompressed */
-	reverse_copy(point + 1, k->x, CSV_SM2_LEN);
-	reverse_copy(point + 1 + CSV_SM2_LEN, k->y, CSV_SM2_LEN);
-
-	cf_err rc = CF_ERR_CRYPTO;
-	EVP_PKEY *pkey = NULL;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "SM2", NULL);
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"SM2", 0),
-		OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)),
-		OSSL_PARAM_END,
-	};
-	if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1)
-		goto out;
-	/* fromdata refuses a point that is not on the curve. */
-	if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-		rc = CF_ERR_PARSE;
-		goto out;
-	}
-	*out = pkey;
-	rc = CF_OK;
-out:
-	EVP_PKEY_CTX_free(ctx);
-	return rc;
+	/* Hygon stores the coordinates little-endian. */
+	uint8_t xy[2 * CSV_SM2_LEN];
+	memcpy(xy, k->x, CSV_SM2_LEN);
+	memcpy(xy + CSV_SM2_LEN, k->y, CSV_SM2_LEN);
+	return cf_ec_pubkey_from_xy(CF_SM2, xy, sizeof(xy), CF_LITTLE_ENDIAN, out);
 }
 
 /* r, s (32-byte little-endian) as a DER ECDSA-Sig-Value; the caller frees *der. */
