@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "coffer/buf.h"
 #include "coffer/err.h"
@@ -40,5 +41,57 @@ int cmd_age(int argc, char **argv);
 int cmd_tee(int argc, char **argv);
 int cmd_evidence(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_attest(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
+int cmd_org(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
+int cmd_task(int argc, char **argv);
+
+/*
+ * Shared by the KMS client commands (admin, org, key, dataset, task);
+ * defined in cli/cmd_org.c. Profile files live in $COFFER_HOME (default
+ * ~/.config/coffer): kms.json and kms-ca.pem (coffer attest), admin.key,
+ * org.json, org.key and org-age.key.
+ */
+struct option;
+struct json_t;
+struct cf_kms_client;
+
+/* True if an argument before "--" is --help or -h. */
+bool cli_is_help(int argc, char **argv);
+/* getopt_long from the start of argv with our own messages (see cli_bad_option). */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* The usage error for what cli_getopt returned (':' missing value, '?' unknown). */
+int cli_bad_option(const char *cmd, int c, char **argv);
+/* Prints v on stdout (indented, sorted keys) and a newline; CLI_FAIL if it cannot. */
+int cli_print_json(const struct json_t *v);
+
+/* The profile folder, created (0700) if create is set. Prints the failure. */
+int cli_profile(bool create, char *dir, size_t cap);
+/*
+ * A client for the KMS pinned in the profile; url and cacert (either may
+ * be NULL) override it (--kms, --cacert). Prints the failure.
+ */
+int cli_kms_connect(const char *url, const char *cacert, struct cf_kms_client **out);
+/* Prints "coffer: what: <the KMS's refusal or the transport error>"; returns CLI_FAIL. */
+int cli_kms_fail(const char *what, const struct cf_kms_client *c, cf_err rc);
+
+/* The organisation of this profile: its name and signing seed (secret). */
+typedef struct cli_org {
+	char name[72];
+	uint8_t seed[32];
+	char sign_pub[48];   /* base64 */
+	char age_recipient[72];
+} cli_org;
+/* Loads org.json and org.key; prints the failure. */
+int cli_org_load(cli_org *org);
+void cli_org_wipe(cli_org *org);
+/*
+ * Connects, signs op with fields (may be NULL) as the profile's org and
+ * posts it; *reply is the KMS's answer. Prints the failure as "what".
+ */
+int cli_org_request(const char *what, const char *url, const char *cacert, const char *op,
+		    const struct json_t *fields, struct json_t **reply);
 
 #endif

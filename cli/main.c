@@ -15,9 +15,15 @@
 #include "coffer/enc.h"
 
 static const struct cli_command commands[] = {
+	{ "admin", cmd_admin, "the platform admin's key and enrollment tokens" },
 	{ "age", cmd_age, "encrypt and decrypt files in the age format" },
+	{ "attest", cmd_attest, "verify a service's attested CA over TLS and pin it" },
 	{ "audit", cmd_audit, "verify a hash-chained, signed audit log" },
+	{ "dataset", cmd_dataset, "register encrypted datasets with the KMS" },
 	{ "evidence", cmd_evidence, "verify attestation evidence (soft, sgx, tdx, snp, csv)" },
+	{ "key", cmd_key, "create, import, rotate and retire dataset keys in the KMS" },
+	{ "org", cmd_org, "an organisation's keys and its registration with the KMS" },
+	{ "task", cmd_task, "task digests and approvals" },
 	{ "tee", cmd_tee, "verify a soft TEE report" },
 };
 

@@ -102,6 +102,22 @@ cf_err cf_age_encrypt(const cf_age_recipient *rcpts, size_t n, const cf_age_encr
  */
 cf_err cf_age_decrypt(const cf_age_identity *ids, size_t n, cf_reader in, cf_writer out) CF_WUR;
 
+/*
+ * Key custody (coffer-kms): unwraps the file key of a binary header (its
+ * bytes through the MAC line, nothing after) and checks the header MAC.
+ * CF_ERR_TRAILING if bytes follow the header.
+ */
+cf_err cf_age_unwrap_header(const cf_age_identity *ids, size_t n, const uint8_t *hdr, size_t len,
+			    uint8_t file_key[static CF_AGE_FILE_KEY_LEN]) CF_WUR;
+/*
+ * Decrypts with a file key released by the KMS. The header MAC is checked
+ * with it; if header_sha256 is non-NULL the header bytes must hash to it
+ * (CF_ERR_AUTH otherwise), so a swapped file is refused before any output.
+ */
+cf_err cf_age_decrypt_with_file_key(const uint8_t file_key[static CF_AGE_FILE_KEY_LEN],
+				    const uint8_t *header_sha256, cf_reader in,
+				    cf_writer out) CF_WUR;
+
 /* --- building blocks (exposed for tests and fuzzers) --- */
 
 typedef struct cf_age_stanza {

@@ -136,4 +136,42 @@ cf_err cf_ratls_ssl_ctx_use(SSL_CTX *ctx, EVP_PKEY *key, X509 *cert) CF_WUR;
 const char *cf_ratls_last_check(const SSL *ssl);
 const char *cf_ratls_last_error(const SSL *ssl);
 
+/* --- client side: an attested CA (the KMS's) --- */
+
+/*
+ * Verifies a TLS server's chain whose trust comes from an attested CA,
+ * as the KMS serves it (leaf, then its self-signed RA-TLS CA): the first
+ * self-signed certificate after the leaf is the CA ("ratls_ca"; one
+ * carrying the RA-TLS extension is preferred). Into v (initialised
+ * here): every check of cf_ratls_verify_cert on that CA (evidence,
+ * policy, key_binding), then "ca_chain" (X509_verify_cert of the leaf
+ * with that CA as the only trust anchor and no intermediates, purpose
+ * sslserver, at cfg->now) and "hostname" (host, a DNS name or a bare
+ * IPv4/IPv6 address, against the leaf's subjectAltName only; no partial
+ * wildcards). CF_OK when a verdict was reached: the chain is accepted iff
+ * cf_verdict_ok(v). If ca_out is given it gets a new reference to the
+ * CA found (NULL if none), whatever the verdict.
+ */
+cf_err cf_ratls_verify_ca_chain(STACK_OF(X509) *peer_chain, const char *host,
+				const cf_ratls_verifier *cfg, cf_verdict *v, X509 **ca_out) CF_WUR;
+
+/*
+ * Makes a client ctx verify the server with cf_ratls_verify_ca_chain
+ * instead of OpenSSL's chain verification; the host name of each
+ * connection is given with cf_ratls_ssl_set_host (without it the
+ * handshake fails at "hostname"). cfg is borrowed and must outlive ctx
+ * and its connections. A failed verdict aborts the handshake; its reason
+ * is read with cf_ratls_last_check / cf_ratls_last_error.
+ */
+cf_err cf_ratls_ssl_ctx_setup_ca(SSL_CTX *ctx, const cf_ratls_verifier *cfg) CF_WUR;
+/* The name the server must hold: a DNS name or bare IP address (no brackets). */
+cf_err cf_ratls_ssl_set_host(SSL *ssl, const char *host) CF_WUR;
+/*
+ * After a handshake with cf_ratls_ssl_ctx_setup_ca: the verdict as
+ * cf_verdict_json gives it (also when refused), and the CA that was
+ * verified (NULL unless the verdict passed). Both borrowed from ssl.
+ */
+const json_t *cf_ratls_last_verdict(const SSL *ssl);
+X509 *cf_ratls_peer_ca(const SSL *ssl);
+
 #endif

@@ -204,7 +204,35 @@ struct decrypt_state {
 	age_src inner; /* over the armor decoder when armored */
 };
 
-cf_err cf_age_decrypt(const cf_age_identity *ids, size_t n, cf_reader in, cf_writer out)
+cf_err cf_age_unwrap_header(const cf_age_identity *ids, size_t n, const uint8_t *hdr, size_t len,
+			    uint8_t file_key[static CF_AGE_FILE_KEY_LEN])
+{
+	cf_age_header h = { 0 };
+	uint8_t mac[32];
+	size_t consumed = 0;
+	cf_err rc = cf_age_header_parse(hdr, len, &h, &consumed);
+	if (rc == CF_ERR_TRUNCATED)
+		rc = CF_ERR_AGE_HEADER;
+	if (rc == CF_OK && consumed != len)
+		rc = CF_ERR_TRAILING;
+	if (rc == CF_OK)
+		rc = unwrap_any(ids, n, &h, file_key);
+	if (rc == CF_OK)
+		rc = header_mac(file_key, hdr, h.mac_input_len, mac);
+	if (rc == CF_OK && !cf_ct_equal(mac, h.mac, sizeof(mac)))
+		rc = CF_ERR_AGE_HMAC;
+	if (rc != CF_OK)
+		cf_wipe(file_key, CF_AGE_FILE_KEY_LEN);
+	cf_age_header_free(&h);
+	return rc;
+}
+
+/*
+ * Decrypts with identities, or (ids == NULL) with a file key already
+ * known, optionally insisting on the header's SHA-256.
+ */
+static cf_err decrypt_common(const cf_age_identity *ids, size_t n, const uint8_t *known_key,
+			     const uint8_t *header_sha256, cf_reader in, cf_writer out)
 {
 	cf_err rc;
 	cf_age_header h = { 0 };
@@ -238,7 +266,18 @@ cf_err cf_age_decrypt(const cf_age_identity *ids, size_t n, cf_reader in, cf_wri
 	if (rc != CF_OK)
 		goto out;
 
-	if ((rc = unwrap_any(ids, n, &h, file_key)) != CF_OK)
+	if (header_sha256) {
+		uint8_t got_hash[CF_SHA256_LEN];
+		if ((rc = cf_hash(CF_SHA256, hdr.data, hdr.len, got_hash)) != CF_OK)
+			goto out;
+		if (!cf_ct_equal(got_hash, header_sha256, sizeof(got_hash))) {
+			rc = CF_ERR_AUTH;
+			goto out;
+		}
+	}
+	if (known_key)
+		memcpy(file_key, known_key, CF_AGE_FILE_KEY_LEN);
+	else if ((rc = unwrap_any(ids, n, &h, file_key)) != CF_OK)
 		goto out;
 	if ((rc = header_mac(file_key, hdr.data, h.mac_input_len, mac)) != CF_OK)
 		goto out;
@@ -268,6 +307,17 @@ out:
 		free(st);
 	}
 	return rc;
+}
+
+cf_err cf_age_decrypt(const cf_age_identity *ids, size_t n, cf_reader in, cf_writer out)
+{
+	return decrypt_common(ids, n, NULL, NULL, in, out);
+}
+
+cf_err cf_age_decrypt_with_file_key(const uint8_t file_key[static CF_AGE_FILE_KEY_LEN],
+				    const uint8_t *header_sha256, cf_reader in, cf_writer out)
+{
+	return decrypt_common(NULL, 0, file_key, header_sha256, in, out);
 }
 
 static cf_err stanza_set(cf_age_stanza *s, const char *const *args, size_t nargs,
