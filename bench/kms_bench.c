@@ -58,10 +58,13 @@ static void die(const char *what)
 /* A release request ready to send: nonce fetched, evidence signed. */
 static json_t *prepare(cf_kms_client *c)
 {
-	json_t *reply = NULL;
+	json_t *reply = NULL, *empty = json_object();
 	long status = 0;
-	if (cf_kms_post(c, "/v1/nonce", NULL, &reply, &status) != CF_OK || status != 200)
+	if (cf_kms_post(c, "/v1/nonce", empty, &reply, &status) != CF_OK || status != 200) {
+		fprintf(stderr, "kms_bench: %s\n", cf_kms_client_error(c)->message);
 		die("nonce request failed");
+	}
+	json_decref(empty);
 	const char *nh = json_string_value(json_object_get(reply, "nonce"));
 	uint8_t nonce[32], rd[64];
 	size_t got;

@@ -667,6 +667,18 @@ const cf_kms_error *cf_kms_client_error(const cf_kms_client *c)
 	return &c->err;
 }
 
+static cf_err status_err(long status)
+{
+	switch (status) {
+	case 400: return CF_ERR_PARSE;
+	case 403: return CF_ERR_AUTH;
+	case 404: return CF_ERR_NOT_FOUND;
+	case 409: return CF_ERR_ARG;
+	case 413: return CF_ERR_TOO_BIG;
+	default: return CF_ERR_IO;
+	}
+}
+
 /* One exchange; body NULL is a GET. */
 static cf_err exchange(cf_kms_client *c, const char *path, const json_t *body, json_t **reply,
 		       long *status)
@@ -736,8 +748,8 @@ static cf_err exchange(cf_kms_client *c, const char *path, const json_t *body, j
 	*status = code;
 	if (cf_json_parse((const char *)(c->reply.data ? (const char *)c->reply.data : ""),
 			  c->reply.len, NULL, reply) != CF_OK) {
-		client_error(c, code, NULL, "HTTP %ld: the answer is not JSON", code);
-		rc = code >= 200 && code < 300 ? CF_ERR_PARSE : CF_ERR_IO;
+		client_error(c, code, NULL, "the answer is not JSON");
+		rc = code >= 200 && code < 300 ? CF_ERR_PARSE : status_err(code);
 		goto out;
 	}
 	if (code < 200 || code >= 300) {
@@ -773,18 +785,6 @@ cf_err cf_kms_post(cf_kms_client *c, const char *path, const json_t *body, json_
 	if (!body)
 		return CF_ERR_ARG;
 	return exchange(c, path, body, reply, status);
-}
-
-static cf_err status_err(long status)
-{
-	switch (status) {
-	case 400: return CF_ERR_PARSE;
-	case 403: return CF_ERR_AUTH;
-	case 404: return CF_ERR_NOT_FOUND;
-	case 409: return CF_ERR_ARG;
-	case 413: return CF_ERR_TOO_BIG;
-	default: return CF_ERR_IO;
-	}
 }
 
 static cf_err call(cf_kms_client *c, const char *path, const json_t *body, json_t **reply)
@@ -1135,10 +1135,11 @@ cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t
 		goto out;
 	}
 	cf_b64_encode(evidence.data, evidence.len, true, ev_b64);
-	req = json_pack("{s:s, s:s, s:s, s:O, s:O, s:s}", "nonce", json_string_value(
-				json_object_get(nreply, "nonce")), "tee", cf_tee_kind_name(tee->kind),
-			"evidence", ev_b64, "task", task, "approvals", approvals, "wrap_recipient",
-			wrap);
+	char nonce_hex[2 * CF_KMS_NONCE_LEN + 1];
+	cf_hex_encode(nonce, sizeof(nonce), nonce_hex);
+	req = json_pack("{s:s, s:s, s:s, s:O, s:O, s:s}", "nonce", nonce_hex, "tee",
+			cf_tee_kind_name(tee->kind), "evidence", ev_b64, "task", task, "approvals",
+			approvals, "wrap_recipient", wrap);
 	if (!req) {
 		rc = CF_ERR_NOMEM;
 		goto out;

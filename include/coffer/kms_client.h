@@ -160,8 +160,9 @@ const cf_kms_error *cf_kms_client_error(const cf_kms_client *c);
  * *status is the HTTP status and *reply the parsed body (the error
  * object when the status is not 2xx; the caller frees it). Otherwise
  * CF_ERR_IO (connection, TLS, certificate), CF_ERR_TOO_BIG (answer
- * over CF_KMS_MAX_REPLY) or CF_ERR_PARSE (not JSON); see
- * cf_kms_client_error for the reason.
+ * over CF_KMS_MAX_REPLY), CF_ERR_PARSE (a 2xx answer that is not JSON)
+ * or, for another status whose answer is not JSON, that status's error
+ * as cf_kms_call maps it; see cf_kms_client_error for the reason.
  */
 cf_err cf_kms_get(cf_kms_client *c, const char *path, json_t **reply, long *status) CF_WUR;
 cf_err cf_kms_post(cf_kms_client *c, const char *path, const json_t *body, json_t **reply,
@@ -200,7 +201,7 @@ typedef struct cf_kms_input {
 
 typedef struct cf_kms_release_result {
 	uint8_t task_digest[CF_SHA256_LEN];
-	cf_kms_input *inputs;   /* one per input of the task, in the task's order */
+	cf_kms_input *inputs;   /* exactly one per input of the task */
 	size_t ninputs;
 	/* The KMS-signed statement {"task_digest", "outputs", "issued"}, verified. */
 	json_t *recipients;
@@ -216,8 +217,10 @@ typedef struct cf_kms_release_result {
  * (whose KMS signature must verify), and exactly one key per input of
  * the task, for the dataset the task names. approvals is the array of
  * {"org", "sig"}. A refusal is as cf_kms_call; a reply that fails the
- * checks is CF_ERR_AUTH with the reason in cf_kms_client_error. The
- * ephemeral key is wiped before return; out is zeroed on failure.
+ * checks is CF_ERR_AUTH with the reason in cf_kms_client_error (check
+ * "release_reply"). The ephemeral key is wiped before return; out is
+ * zeroed on failure. While the released keys are parsed, jansson's free
+ * function wipes what it frees (process-wide, for that moment only).
  */
 cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t *task,
 		      const json_t *approvals, cf_kms_release_result *out) CF_WUR;
