@@ -26,7 +26,7 @@ export COFFER_PLATFORM_DIR=$plat
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url=https://127.0.0.1:$port
 COFFER_HOME=$tmp/admin "$bin/coffer" admin keygen >"$tmp/admin.pub"
-taskset -c 0 "$bin/coffer-launch" run --platform-dir "$plat" -- "$bin/coffer-kms" \
+"$bin/coffer-launch" run --platform-dir "$plat" -- "$bin/coffer-kms" \
 	--state "$tmp/state" --admin-pub "$tmp/admin.pub" --platform-cert "$plat/cert.pem" \
 	--listen "127.0.0.1:$port" --log-level warn >"$tmp/kms.log" 2>&1 &
 lpid=$!
@@ -66,9 +66,9 @@ COFFER_HOME=$tmp/b "$bin/coffer" task approve "$tmp/task.json" --yes -o "$tmp/b.
 python3 -c 'import json,sys; print(json.dumps([json.load(open(f)) for f in sys.argv[1:]]))' \
 	"$tmp/a.appr" "$tmp/b.appr" >"$tmp/approvals.json"
 
-results=$(taskset -c 1 "$build/bench/kms_bench" --kms "$url" --cacert "$tmp/a/kms-ca.pem" \
+results=$("$build/bench/kms_bench" --kms "$url" --cacert "$tmp/a/kms-ca.pem" \
 	--platform-dir "$plat" --measurement "$meas" --task "$tmp/task.json" \
-	--approvals "$tmp/approvals.json" --seconds "$secs" --threads 2)
+	--approvals "$tmp/approvals.json" --seconds "$secs" --threads 4)
 get() { echo "$results" | sed -n "s/^$1=//p"; }
 # The same KMS serving the same requests verifies its own audit trail.
 entries=$(grep -c '"operation":"release"' "$tmp/state/audit.log")

@@ -41,6 +41,8 @@ static json_t *task, *approvals;
 static uint8_t measurement[48], digest[32];
 static cf_soft_platform platform;
 static pthread_mutex_t sign_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Every connection prepares its batch, then all fire together. */
+static pthread_barrier_t fire;
 
 static double now_s(void)
 {
@@ -128,6 +130,7 @@ static void *throughput_worker(void *arg)
 		die("client");
 	for (int i = 0; i < BATCH; i++)
 		reqs[i] = prepare(c);
+	pthread_barrier_wait(&fire);
 	w->start = now_s();
 	for (int i = 0; i < BATCH; i++) {
 		release_once(c, reqs[i]);
@@ -232,6 +235,7 @@ int main(int argc, char **argv)
 
 	/* Throughput: nthreads connections, each firing a prepared batch. */
 	worker *w = calloc((size_t)nthreads, sizeof(*w));
+	pthread_barrier_init(&fire, NULL, (unsigned)nthreads);
 	for (int i = 0; i < nthreads; i++)
 		pthread_create(&w[i].t, NULL, throughput_worker, &w[i]);
 	double first = 1e300, last = 0;

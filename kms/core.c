@@ -254,6 +254,7 @@ cf_err kms_open(const kms_config *cfg, const uint8_t seal_key[static 32], cf_tee
 	k->collateral = cfg->collateral;
 	k->certify_policy = cfg->certify_policy;
 	k->transport.kind = CF_AGE_X25519;
+	pthread_mutex_init(&k->lock, NULL);
 	kms_set_clock(k, NULL);
 
 	if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
@@ -323,6 +324,7 @@ void kms_close(kms *k)
 	free(k->ca_pem);
 	cf_wipe(k->sign_seed, sizeof(k->sign_seed));
 	cf_age_key_wipe(&k->transport.key);
+	pthread_mutex_destroy(&k->lock);
 	cf_wipe(k, sizeof(*k));
 	free(k);
 }
@@ -347,7 +349,7 @@ const char *kms_ca_pem(kms *k)
 	return k->ca_pem;
 }
 
-int kms_info(kms *k, json_t **out)
+static int kms_info_body(kms *k, json_t **out)
 {
 	char pub[64], meas[97], ca[65];
 	cf_b64_encode(k->sign_pub, sizeof(k->sign_pub), true, pub);
@@ -360,7 +362,7 @@ int kms_info(kms *k, json_t **out)
 	return *out ? 200 : kms_fail(out, 500, "internal", "out of memory");
 }
 
-int kms_nonce(kms *k, json_t **out)
+static int kms_nonce_body(kms *k, json_t **out)
 {
 	uint8_t n[32];
 	char hex[65];
@@ -388,4 +390,20 @@ int kms_nonce(kms *k, json_t **out)
 	cf_hex_encode(n, sizeof(n), hex);
 	*out = json_pack("{s:s,s:I}", "nonce", hex, "expires", (json_int_t)(now + KMS_NONCE_TTL));
 	return 200;
+}
+
+int kms_info(kms *k, json_t **out)
+{
+	pthread_mutex_lock(&k->lock);
+	int status = kms_info_body(k, out);
+	pthread_mutex_unlock(&k->lock);
+	return status;
+}
+
+int kms_nonce(kms *k, json_t **out)
+{
+	pthread_mutex_lock(&k->lock);
+	int status = kms_nonce_body(k, out);
+	pthread_mutex_unlock(&k->lock);
+	return status;
 }

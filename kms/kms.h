@@ -5,7 +5,9 @@
  * status and a JSON answer: the result, or {"error": {"check", "message"}}
  * naming the check that refused it (docs/kms.md). The HTTPS server
  * (server.c) is one front end; a Confidential Containers KBS front end can
- * call the same functions. Not thread-safe: one event loop calls in.
+ * call the same functions. Thread-safe: the entry points take the KMS's
+ * lock for what touches the state, and a release verifies its evidence
+ * and wraps its keys outside it, so several threads serve in parallel.
  */
 #ifndef COFFER_KMS_H
 #define COFFER_KMS_H

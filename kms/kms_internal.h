@@ -5,6 +5,7 @@
 #ifndef COFFER_KMS_INTERNAL_H
 #define COFFER_KMS_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "ca.h"
@@ -15,7 +16,27 @@
 #include "coffer/sealdb.h"
 #include "kms.h"
 
+/*
+ * Memory of work already done, so a task released to many enclaves (or
+ * retried) does not pay for it again. Both live in the KMS's heap, which
+ * the TEE keeps private: verified approvals (a hash of public key,
+ * digest and signature: a fact, not a secret), and unwrapped file keys by
+ * header hash, wiped when their key is disabled or destroyed.
+ */
+#define KMS_CACHE_SLOTS 256
+typedef struct kms_fk_slot {
+	bool used;
+	uint8_t header_sha256[32];
+	char key_id[24];
+	uint8_t file_key[CF_AGE_FILE_KEY_LEN];
+} kms_fk_slot;
+
 struct kms {
+	pthread_mutex_t lock; /* the state, nonces and caches; not the audit log */
+	uint8_t approvals_seen[KMS_CACHE_SLOTS][32];
+	size_t approvals_next;
+	kms_fk_slot file_keys[KMS_CACHE_SLOTS];
+	size_t file_keys_next;
 	cf_sealdb *state;
 	sqlite3 *db;           /* the sealed database (cf_sealdb_handle) */
 	sqlite3 *nonces;       /* in memory only: outstanding nonces */
@@ -48,6 +69,9 @@ cf_err kms_get_b64(const json_t *obj, const char *name, uint8_t *out, size_t n) 
 cf_err kms_get_hex(const json_t *obj, const char *name, uint8_t *out, size_t n) CF_WUR;
 /* Looks up an organisation's signing key. CF_ERR_NOT_FOUND if unknown. */
 cf_err kms_org_pub(kms *k, const char *org, uint8_t pub[32], char *recipient, size_t rcap) CF_WUR;
+
+/* Wipes the cached file keys of key_id (disable, destroy). */
+void kms_forget_key(kms *k, const char *key_id);
 
 /* registry.c: the state's schema. */
 cf_err kms_schema(sqlite3 *db) CF_WUR;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coffer/enc.h"
 #include "coffer/json.h"
@@ -25,7 +26,7 @@
 static const char usage_text[] =
 	"usage: coffer-kms [--state DIR] [--listen HOST:PORT] [--name NAME]...\n"
 	"                  [--admin-pub FILE] [--platform-cert FILE] [--certify-policy FILE]\n"
-	"                  [--ready-fd FD] [--log-level LEVEL] [--log-json]\n\n"
+	"                  [--ready-fd FD] [--threads N] [--log-level LEVEL] [--log-json]\n\n"
 	"The key broker and CA of coffer. Run it inside a TEE, e.g.\n"
 	"  coffer-launch run -- coffer-kms --admin-pub admin.pub\n\n"
 	"  --state DIR           sealed state and audit log (default " DEFAULT_STATE_DIR ")\n"
@@ -37,7 +38,8 @@ static const char usage_text[] =
 	"  --platform-cert FILE  soft TEE platform certificate trusted for enclaves' evidence\n"
 	"                        (default " CF_SOFT_DEFAULT_PLATFORM_DIR "/cert.pem)\n"
 	"  --certify-policy FILE evidence policy an enclave must meet to get a certificate\n"
-	"  --ready-fd FD         write the listening port to FD once ready\n";
+	"  --ready-fd FD         write the listening port to FD once ready\n"
+	"  --threads N           event loops serving requests (default: one per CPU)\n";
 
 struct evidence_arg {
 	const cf_tee_provider *tee;
@@ -73,7 +75,7 @@ static int read_text(const char *path, size_t max, cf_buf *b)
 
 int main(int argc, char **argv)
 {
-	enum { O_STATE = 256, O_LISTEN, O_NAME, O_ADMIN, O_PCERT, O_CPOL, O_READY, O_LEVEL, O_JSON,
+	enum { O_STATE = 256, O_LISTEN, O_NAME, O_ADMIN, O_PCERT, O_CPOL, O_READY, O_THREADS, O_LEVEL, O_JSON,
 	       O_VERSION };
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, O_STATE },
@@ -83,6 +85,7 @@ int main(int argc, char **argv)
 		{ "platform-cert", required_argument, NULL, O_PCERT },
 		{ "certify-policy", required_argument, NULL, O_CPOL },
 		{ "ready-fd", required_argument, NULL, O_READY },
+		{ "threads", required_argument, NULL, O_THREADS },
 		{ "log-level", required_argument, NULL, O_LEVEL },
 		{ "log-json", no_argument, NULL, O_JSON },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -94,6 +97,8 @@ int main(int argc, char **argv)
 	const char *names[MAX_NAMES];
 	size_t nnames = 0;
 	int ready_fd = -1, status = 1, c;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int threads = ncpu > 0 && ncpu < 64 ? (int)ncpu : 2;
 	cf_log_level level = CF_LOG_INFO;
 	bool log_json = false;
 	cf_buf admin_text, pcert, cpol_text;
@@ -120,6 +125,13 @@ int main(int argc, char **argv)
 		case O_PCERT: pcert_path = optarg; break;
 		case O_CPOL: cpol_path = optarg; break;
 		case O_READY: ready_fd = atoi(optarg); break;
+		case O_THREADS:
+			threads = atoi(optarg);
+			if (threads < 1 || threads > 64) {
+				fprintf(stderr, "coffer-kms: --threads wants 1 to 64\n");
+				return 2;
+			}
+			break;
 		case O_LEVEL:
 			if (cf_log_level_parse(optarg, &level) != CF_OK) {
 				fprintf(stderr, "coffer-kms: unknown log level %s\n", optarg);
@@ -206,7 +218,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("%s TEE, state in %s", cf_tee_kind_name(tee->kind), state);
-	rc = kms_serve(k, host, port, ready_fd);
+	rc = kms_serve(k, host, port, ready_fd, (unsigned)threads);
 	status = rc == CF_OK ? 0 : 1;
 out:
 	kms_close(k);

@@ -111,7 +111,7 @@ static int done(kms *k, json_t **out, json_t *ans, const char *actor, const char
 
 /* --- enrollment --- */
 
-int kms_enroll(kms *k, const json_t *req, json_t **out)
+static int kms_enroll_body(kms *k, const json_t *req, json_t **out)
 {
 	const json_t *token = json_object_get(req, "token");
 	const char *org = NULL, *recipient = NULL, *sig = NULL;
@@ -369,6 +369,8 @@ static int key_change(kms *k, const char *org, const char *op, const json_t *r, 
 		return kms_fail(out, 500, "state", "cannot change the key");
 	}
 	sqlite3_exec(k->db, "RELEASE ks", NULL, NULL, NULL);
+	if (strcmp(to, "enabled") != 0)
+		kms_forget_key(k, id);
 	if (strcmp(to, "destroyed") == 0)
 		sqlite3_exec(k->db, "VACUUM", NULL, NULL, NULL); /* no freed page keeps old cells */
 	return done(k, out, json_pack("{s:s,s:s}", "key", id, "state", to), actor_of(org), op, id,
@@ -580,7 +582,7 @@ static bool fresh_request_id(kms *k, const char *id, time_t now)
 			 (sqlite3_int64)(now + KMS_REQUEST_ID_TTL)) == SQLITE_DONE;
 }
 
-int kms_request(kms *k, const json_t *req, json_t **out)
+static int kms_request_body(kms *k, const json_t *req, json_t **out)
 {
 	const json_t *r = json_object_get(req, "request");
 	const char *op, *org, *id, *sig;
@@ -624,4 +626,20 @@ int kms_request(kms *k, const json_t *req, json_t **out)
 	if (strcmp(op, "dataset.list") == 0)
 		return dataset_list(k, org, out);
 	return kms_fail(out, 400, "request", "unknown op %.64s", op);
+}
+
+int kms_enroll(kms *k, const json_t *req, json_t **out)
+{
+	pthread_mutex_lock(&k->lock);
+	int status = kms_enroll_body(k, req, out);
+	pthread_mutex_unlock(&k->lock);
+	return status;
+}
+
+int kms_request(kms *k, const json_t *req, json_t **out)
+{
+	pthread_mutex_lock(&k->lock);
+	int status = kms_request_body(k, req, out);
+	pthread_mutex_unlock(&k->lock);
+	return status;
 }

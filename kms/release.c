@@ -35,6 +35,7 @@ typedef struct input {
 	uint8_t *header;
 	size_t header_len;
 	uint8_t header_sha256[32];
+	uint8_t file_key[CF_AGE_FILE_KEY_LEN]; /* secret, once unwrapped */
 	bool approved;
 } input;
 
@@ -50,6 +51,7 @@ static void release_ctx_free(release_ctx *c)
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->in[i].policy);
 		free(c->in[i].header);
+		cf_wipe(c->in[i].file_key, sizeof(c->in[i].file_key));
 	}
 	if (c->have_verdict)
 		cf_verdict_free(&c->v);
@@ -196,8 +198,75 @@ static int load_input(kms *k, input *in, json_t **out)
 	return found ? 0 : -404;
 }
 
-/* Unwraps an input's file key with every version of its key that still has material. */
+void kms_forget_key(kms *k, const char *key_id)
+{
+	for (size_t i = 0; i < KMS_CACHE_SLOTS; i++) {
+		if (k->file_keys[i].used && strcmp(k->file_keys[i].key_id, key_id) == 0)
+			cf_wipe(&k->file_keys[i], sizeof(k->file_keys[i]));
+	}
+}
+
+static bool approval_seen(kms *k, const uint8_t id[32])
+{
+	for (size_t i = 0; i < KMS_CACHE_SLOTS; i++) {
+		if (memcmp(k->approvals_seen[i], id, 32) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Verifies an approval, or finds that these exact bytes verified before. */
+static cf_err check_approval(kms *k, const uint8_t pub[32], const uint8_t digest[32],
+			     const json_t *a)
+{
+	const char *sig = json_string_value(json_object_get(a, "sig"));
+	uint8_t id[32];
+	cf_hash_ctx *h = NULL;
+	cf_err rc = sig ? cf_hash_new(CF_SHA256, &h) : CF_ERR_PARSE;
+	if (rc == CF_OK && (rc = cf_hash_update(h, pub, 32)) == CF_OK &&
+	    (rc = cf_hash_update(h, digest, 32)) == CF_OK &&
+	    (rc = cf_hash_update(h, sig, strlen(sig))) == CF_OK)
+		rc = cf_hash_final(h, id);
+	cf_hash_free(h);
+	if (rc != CF_OK)
+		return rc;
+	if (approval_seen(k, id))
+		return CF_OK;
+	if ((rc = cf_task_approval_verify(pub, digest, a)) != CF_OK)
+		return rc;
+	memcpy(k->approvals_seen[k->approvals_next], id, 32);
+	k->approvals_next = (k->approvals_next + 1) % KMS_CACHE_SLOTS;
+	return CF_OK;
+}
+
+static cf_err unwrap_versions(kms *k, const input *in, uint8_t file_key[CF_AGE_FILE_KEY_LEN]);
+
+/* An input's file key: from the cache, or unwrapped (and then cached). */
 static cf_err unwrap_input(kms *k, const input *in, uint8_t file_key[CF_AGE_FILE_KEY_LEN])
+{
+	for (size_t i = 0; i < KMS_CACHE_SLOTS; i++) {
+		const kms_fk_slot *s = &k->file_keys[i];
+		if (s->used && memcmp(s->header_sha256, in->header_sha256, 32) == 0 &&
+		    strcmp(s->key_id, in->key_id) == 0) {
+			memcpy(file_key, s->file_key, CF_AGE_FILE_KEY_LEN);
+			return CF_OK;
+		}
+	}
+	cf_err rc = unwrap_versions(k, in, file_key);
+	if (rc != CF_OK)
+		return rc;
+	kms_fk_slot *s = &k->file_keys[k->file_keys_next];
+	k->file_keys_next = (k->file_keys_next + 1) % KMS_CACHE_SLOTS;
+	cf_wipe(s, sizeof(*s));
+	s->used = true;
+	memcpy(s->header_sha256, in->header_sha256, 32);
+	snprintf(s->key_id, sizeof(s->key_id), "%s", in->key_id);
+	memcpy(s->file_key, file_key, CF_AGE_FILE_KEY_LEN);
+	return CF_OK;
+}
+
+/* Unwraps with every version of the input's key that still has material. */
+static cf_err unwrap_versions(kms *k, const input *in, uint8_t file_key[CF_AGE_FILE_KEY_LEN])
 {
 	sqlite3_stmt *st = NULL;
 	cf_age_identity ids[16];
@@ -227,7 +296,7 @@ static cf_err unwrap_input(kms *k, const input *in, uint8_t file_key[CF_AGE_FILE
 }
 
 /* The file keys as JSON, built in a secret buffer (no copies in jansson), age-encrypted. */
-static cf_err wrap_keys(kms *k, release_ctx *c, const char *digest_hex, const uint8_t wrap_pub[32],
+static cf_err wrap_keys(release_ctx *c, const char *digest_hex, const uint8_t wrap_pub[32],
 			char **b64_out)
 {
 	cf_buf plain, sealed;
@@ -235,15 +304,8 @@ static cf_err wrap_keys(kms *k, release_ctx *c, const char *digest_hex, const ui
 	cf_buf_init(&sealed, 128 * 1024, false);
 	cf_err rc = cf_buf_printf(&plain, "{\"inputs\":[");
 	for (size_t i = 0; rc == CF_OK && i < c->n; i++) {
-		uint8_t fk[CF_AGE_FILE_KEY_LEN];
 		char fk64[32];
-		rc = unwrap_input(k, &c->in[i], fk);
-		if (rc != CF_OK) {
-			log_error("dataset %s: header does not open: %s", c->in[i].dataset,
-				  cf_strerror(rc));
-			break;
-		}
-		cf_b64_encode(fk, sizeof(fk), true, fk64);
+		cf_b64_encode(c->in[i].file_key, CF_AGE_FILE_KEY_LEN, true, fk64);
 		json_t *t = json_string(c->in[i].table), *d = json_string(c->in[i].dataset);
 		char *ts = t ? json_dumps(t, JSON_ENCODE_ANY) : NULL;
 		char *ds = d ? json_dumps(d, JSON_ENCODE_ANY) : NULL;
@@ -254,7 +316,6 @@ static cf_err wrap_keys(kms *k, release_ctx *c, const char *digest_hex, const ui
 		free(ds);
 		json_decref(t);
 		json_decref(d);
-		cf_wipe(fk, sizeof(fk));
 		cf_wipe(fk64, sizeof(fk64));
 	}
 	if (rc == CF_OK)
@@ -301,6 +362,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	uint8_t nonce[32], digest[32], wrap_pub[32], rd[64];
 	char digest_hex[65], object[80], actor[96] = "enclave", *keys_b64 = NULL;
 	int status = 0;
+	bool locked = false;
 
 	if (kms_get_hex(req, "nonce", nonce, 32) != CF_OK || !json_is_object(task) ||
 	    !json_is_array(approvals) || json_array_size(approvals) > MAX_APPROVALS ||
@@ -324,7 +386,10 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	cf_hex_encode(digest, 32, digest_hex);
 	snprintf(object, sizeof(object), "task:%s", digest_hex);
 
-	if (!take_nonce(k, nonce))
+	pthread_mutex_lock(&k->lock);
+	bool fresh = take_nonce(k, nonce);
+	pthread_mutex_unlock(&k->lock);
+	if (!fresh)
 		return refuse(k, out, 403, actor, "release", object, "nonce",
 			      "the nonce is unknown, expired or already used (replay)");
 	if (cf_release_report_data(nonce, digest, wrap_pub, rd) != CF_OK)
@@ -333,6 +398,9 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 				     sizeof(actor), out)))
 		goto out;
 
+	/* The evidence is checked; from here to the keys, the state is read under the lock. */
+	pthread_mutex_lock(&k->lock);
+	locked = true;
 	const char *kind = cf_tee_kind_name(c.v.tee);
 	if (!string_in(kinds, kind, false)) {
 		status = refuse(k, out, 403, actor, "release", object, "tee_kind",
@@ -389,7 +457,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 					"%.64s owns no input of this task", org);
 			goto out;
 		}
-		if (cf_task_approval_verify(pub, digest, a) != CF_OK) {
+		if (check_approval(k, pub, digest, a) != CF_OK) {
 			status = refuse(k, out, 403, actor, "release", object, "approval_signature",
 					"%s's approval does not verify for task %s", org, digest_hex);
 			goto out;
@@ -462,7 +530,17 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 		}
 	}
 
-	if (wrap_keys(k, &c, digest_hex, wrap_pub, &keys_b64) != CF_OK) {
+	for (size_t j = 0; j < c.n; j++) {
+		if (unwrap_input(k, &c.in[j], c.in[j].file_key) != CF_OK) {
+			log_error("dataset %s: its header does not open", c.in[j].dataset);
+			status = kms_fail(out, 500, "internal", "a registered dataset does not open");
+			goto out;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	locked = false;
+
+	if (wrap_keys(&c, digest_hex, wrap_pub, &keys_b64) != CF_OK) {
 		status = kms_fail(out, 500, "internal", "cannot wrap the file keys");
 		goto out;
 	}
@@ -491,12 +569,14 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	*out = ans;
 	status = 200;
 out:
+	if (locked)
+		pthread_mutex_unlock(&k->lock);
 	free(keys_b64);
 	release_ctx_free(&c);
 	return status;
 }
 
-int kms_certify(kms *k, const json_t *req, json_t **out)
+static int kms_certify_body(kms *k, const json_t *req, json_t **out)
 {
 	const char *csr;
 	const json_t *names = json_object_get(req, "names");
@@ -575,5 +655,13 @@ out:
 	X509_free(cert);
 	if (have)
 		cf_verdict_free(&v);
+	return status;
+}
+
+int kms_certify(kms *k, const json_t *req, json_t **out)
+{
+	pthread_mutex_lock(&k->lock);
+	int status = kms_certify_body(k, req, out);
+	pthread_mutex_unlock(&k->lock);
 	return status;
 }

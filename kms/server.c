@@ -6,6 +6,10 @@
 #define CF_LOG_MODULE "kms"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -20,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
 #include <openssl/ssl.h>
 
 #include "coffer/json.h"
@@ -121,67 +126,158 @@ send:
 	json_decref(out);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* One event loop: its own base and evhttp, accepting on the shared listener. */
+typedef struct worker {
+	server srv;
+	struct evhttp *http;
+	pthread_t thread;
+	sem_t *done;
+} worker;
+
+static void *worker_main(void *arg)
 {
-	server *s = arg;
-	log_info("signal %d: stopping", (int)sig);
-	event_base_loopexit(s->base, NULL);
+	worker *w = arg;
+	event_base_dispatch(w->srv.base);
+	sem_post(w->done);
+	return NULL;
 }
 
-cf_err kms_serve(kms *k, const char *host, unsigned port, int ready_fd)
+typedef struct stopper {
+	worker *workers;
+	size_t n;
+} stopper;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	server s = { .k = k, .ctx = kms_ssl_ctx(k) };
-	struct evhttp *http = NULL;
-	struct event *sigint = NULL, *sigterm = NULL;
-	cf_err rc = CF_ERR_IO;
-	signal(SIGPIPE, SIG_IGN);
-	s.base = event_base_new();
-	if (!s.base)
-		return CF_ERR_NOMEM;
-	http = evhttp_new(s.base);
-	if (!http)
-		goto out;
-	evhttp_set_bevcb(http, make_tls_bev, &s);
-	evhttp_set_gencb(http, handle, &s);
-	evhttp_set_max_body_size(http, MAX_BODY);
-	evhttp_set_max_headers_size(http, MAX_HEADERS);
-	evhttp_set_timeout(http, IO_TIMEOUT);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
-	if (!bound) {
-		log_error("cannot listen on %s:%u", host, port);
-		goto out;
-	}
+	stopper *st = arg;
+	log_info("signal %d: stopping", (int)sig);
+	for (size_t i = 0; i < st->n; i++)
+		event_base_loopexit(st->workers[i].srv.base, NULL);
+}
+
+static int listen_on(const char *host, unsigned port, unsigned *actual)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (getaddrinfo(host, ps, &hints, &ai) != 0 || !ai)
+		return -1;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
 	/*
 	 * Answers leave as several small TLS records: without NODELAY, Nagle
 	 * holds the last one for the client's delayed ACK (40 ms a request).
 	 * Accepted sockets inherit the option from the listener on Linux.
 	 */
-	int one = 1;
-	setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0) {
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	unsigned actual = port;
-	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)
-		actual = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							: ((struct sockaddr_in *)&ss)->sin_port);
-	sigint = evsignal_new(s.base, SIGINT, on_signal, &s);
-	sigterm = evsignal_new(s.base, SIGTERM, on_signal, &s);
+	*actual = port;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		*actual = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+/*
+ * Worker threads' stacks come from the heap, which under coffer-launch is
+ * secretmem like the rest of the KMS's memory: a release has file keys on
+ * its stack. They are never joined (the kernel's wake-up on thread exit
+ * cannot reach secretmem); each says it is done through a semaphore.
+ */
+#define WORKER_STACK (1u << 20)
+
+cf_err kms_serve(kms *k, const char *host, unsigned port, int ready_fd, unsigned nthreads)
+{
+	cf_err rc = CF_ERR_IO;
+	unsigned actual = 0;
+	size_t started = 0;
+	struct event *sigint = NULL, *sigterm = NULL;
+	static sem_t done; /* in .bss: futexes on secretmem are not all served */
+	if (nthreads < 1 || nthreads > 64)
+		return CF_ERR_ARG;
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0 || sem_init(&done, 0, 0) != 0)
+		return CF_ERR_IO;
+	int fd = listen_on(host, port, &actual);
+	if (fd < 0) {
+		log_error("cannot listen on %s:%u: %s", host, port, strerror(errno));
+		return CF_ERR_IO;
+	}
+	worker *w = calloc(nthreads, sizeof(*w));
+	stopper st = { w, nthreads };
+	if (!w)
+		goto out;
+	for (size_t i = 0; i < nthreads; i++) {
+		w[i].srv = (server){ .k = k, .ctx = kms_ssl_ctx(k), .base = event_base_new() };
+		w[i].done = &done;
+		if (!w[i].srv.base || !(w[i].http = evhttp_new(w[i].srv.base)))
+			goto out;
+		evhttp_set_bevcb(w[i].http, make_tls_bev, &w[i].srv);
+		evhttp_set_gencb(w[i].http, handle, &w[i].srv);
+		evhttp_set_max_body_size(w[i].http, MAX_BODY);
+		evhttp_set_max_headers_size(w[i].http, MAX_HEADERS);
+		evhttp_set_timeout(w[i].http, IO_TIMEOUT);
+		evhttp_set_allowed_methods(w[i].http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+		if (!evhttp_accept_socket_with_handle(w[i].http, fd))
+			goto out;
+	}
+	sigint = evsignal_new(w[0].srv.base, SIGINT, on_signal, &st);
+	sigterm = evsignal_new(w[0].srv.base, SIGTERM, on_signal, &st);
 	if (!sigint || !sigterm || event_add(sigint, NULL) || event_add(sigterm, NULL))
 		goto out;
-	log_info("listening on https://%s:%u", host, actual);
+	for (size_t i = 1; i < nthreads; i++) {
+		pthread_attr_t attr;
+		void *stack = aligned_alloc(4096, WORKER_STACK);
+		if (!stack || pthread_attr_init(&attr) != 0)
+			goto out;
+		int e = pthread_attr_setstack(&attr, stack, WORKER_STACK);
+		if (e == 0)
+			e = pthread_create(&w[i].thread, &attr, worker_main, &w[i]);
+		pthread_attr_destroy(&attr);
+		if (e != 0) {
+			free(stack);
+			goto out;
+		}
+		pthread_detach(w[i].thread);
+		started++;
+	}
+	log_info("listening on https://%s:%u (%u threads)", host, actual, nthreads);
 	if (ready_fd >= 0) {
 		dprintf(ready_fd, "%u\n", actual);
 		close(ready_fd);
 	}
-	rc = event_base_dispatch(s.base) == 0 || event_base_got_exit(s.base) ? CF_OK : CF_ERR_IO;
+	rc = event_base_dispatch(w[0].srv.base) == 0 || event_base_got_exit(w[0].srv.base) ? CF_OK
+											  : CF_ERR_IO;
 out:
+	/* Stop the other loops and wait until each has left its base. */
+	for (size_t i = 1; w && i <= started; i++)
+		event_base_loopexit(w[i].srv.base, NULL);
+	for (size_t i = 0; i < started; i++) {
+		while (sem_wait(&done) != 0 && errno == EINTR)
+			;
+	}
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
-	if (http)
-		evhttp_free(http);
-	event_base_free(s.base);
+	for (size_t i = 0; w && i < nthreads; i++) {
+		if (w[i].http)
+			evhttp_free(w[i].http);
+		if (w[i].srv.base)
+			event_base_free(w[i].srv.base);
+	}
+	free(w);
+	close(fd);
+	sem_destroy(&done);
 	return rc;
 }

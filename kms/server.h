@@ -9,9 +9,11 @@
 #include "kms.h"
 
 /*
- * Serves k on host:port until SIGINT or SIGTERM. If ready_fd >= 0, the
- * bound port is written to it as a line once listening (tests pass port 0).
+ * Serves k on host:port with nthreads event loops (threads) until SIGINT
+ * or SIGTERM. If ready_fd >= 0, the bound port is written to it as a
+ * line once listening (tests pass port 0).
  */
-cf_err kms_serve(kms *k, const char *host, unsigned port, int ready_fd) CF_WUR;
+cf_err kms_serve(kms *k, const char *host, unsigned port, int ready_fd,
+		 unsigned nthreads) CF_WUR;
 
 #endif

@@ -3,6 +3,7 @@
  * Layout in include/coffer/soft.h.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/ec.h>
@@ -141,35 +142,97 @@ static cf_err spki_id(EVP_PKEY *key, uint8_t id[32])
 	return rc;
 }
 
-cf_err cf_soft_cert_platform_id(const char *cert_pem, size_t len, uint8_t id[static 32])
+/*
+ * A verifier checks many reports against few platform certificates, and
+ * decoding a PEM certificate costs more than the ECDSA verification. So
+ * the decoded key and its platform id are kept per certificate, keyed
+ * by the SHA-256 of the PEM bytes given (any other bytes miss).
+ */
+#define PLATFORM_CACHE_SLOTS 4
+static struct platform_slot {
+	bool used;
+	uint8_t pem_hash[32];
+	EVP_PKEY *key;
+	uint8_t id[32];
+	uint64_t last_use;
+} platform_cache[PLATFORM_CACHE_SLOTS];
+static pthread_mutex_t platform_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t platform_tick;
+
+/* The certificate's key (a new reference) and platform id. */
+static cf_err platform_load(const char *pem, size_t len, EVP_PKEY **key, uint8_t id[32])
 {
-	X509 *cert = NULL;
-	cf_err rc = cert_load(cert_pem, len, &cert);
+	uint8_t h[32];
+	cf_err rc = cf_hash(CF_SHA256, pem, len, h);
 	if (rc != CF_OK)
 		return rc;
-	EVP_PKEY *key = X509_get0_pubkey(cert);
-	rc = key ? spki_id(key, id) : CF_ERR_PARSE;
+	pthread_mutex_lock(&platform_lock);
+	for (size_t i = 0; i < PLATFORM_CACHE_SLOTS; i++) {
+		struct platform_slot *s = &platform_cache[i];
+		if (s->used && memcmp(s->pem_hash, h, 32) == 0 && EVP_PKEY_up_ref(s->key)) {
+			*key = s->key;
+			memcpy(id, s->id, 32);
+			s->last_use = ++platform_tick;
+			pthread_mutex_unlock(&platform_lock);
+			return CF_OK;
+		}
+	}
+	pthread_mutex_unlock(&platform_lock);
+
+	X509 *cert = NULL;
+	if ((rc = cert_load(pem, len, &cert)) != CF_OK)
+		return rc;
+	EVP_PKEY *k = X509_get_pubkey(cert);
 	X509_free(cert);
+	if (!k)
+		return CF_ERR_PARSE;
+	if ((rc = spki_id(k, id)) != CF_OK) {
+		EVP_PKEY_free(k);
+		return rc;
+	}
+	pthread_mutex_lock(&platform_lock);
+	struct platform_slot *victim = &platform_cache[0];
+	for (size_t i = 0; i < PLATFORM_CACHE_SLOTS; i++) {
+		if (!platform_cache[i].used || platform_cache[i].last_use < victim->last_use)
+			victim = &platform_cache[i];
+		if (!platform_cache[i].used)
+			break;
+	}
+	if (EVP_PKEY_up_ref(k)) {
+		EVP_PKEY_free(victim->key);
+		victim->key = k;
+		victim->used = true;
+		memcpy(victim->pem_hash, h, 32);
+		memcpy(victim->id, id, 32);
+		victim->last_use = ++platform_tick;
+	}
+	pthread_mutex_unlock(&platform_lock);
+	*key = k;
+	return CF_OK;
+}
+
+cf_err cf_soft_cert_platform_id(const char *cert_pem, size_t len, uint8_t id[static 32])
+{
+	EVP_PKEY *key = NULL;
+	cf_err rc = platform_load(cert_pem, len, &key, id);
+	EVP_PKEY_free(key);
 	return rc;
 }
 
 cf_err cf_soft_report_verify(const uint8_t *data, size_t len, const char *cert_pem,
 			     size_t cert_len, cf_soft_report *out)
 {
-	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
 	uint8_t id[32];
 	cf_err rc = cf_soft_report_parse(data, len, out);
 	if (rc != CF_OK)
 		return rc;
-	if ((rc = cert_load(cert_pem, cert_len, &cert)) != CF_OK)
+	if ((rc = platform_load(cert_pem, cert_len, &key, id)) != CF_OK)
 		return rc;
-	EVP_PKEY *key = X509_get0_pubkey(cert);
-	if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_PKEY_get_bits(key) != 384) {
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_PKEY_get_bits(key) != 384) {
 		rc = CF_ERR_PARSE;
 		goto out;
 	}
-	if ((rc = spki_id(key, id)) != CF_OK)
-		goto out;
 	if (!cf_ct_equal(id, out->platform_id, 32)) {
 		rc = CF_ERR_AUTH;
 		goto out;
@@ -177,6 +240,6 @@ cf_err cf_soft_report_verify(const uint8_t *data, size_t len, const char *cert_p
 	rc = cf_ecdsa_verify_raw(key, data, CF_SOFT_SIGNED_LEN, data + CF_SOFT_SIGNED_LEN, 48,
 				 CF_BIG_ENDIAN);
 out:
-	X509_free(cert);
+	EVP_PKEY_free(key);
 	return rc;
 }
