@@ -51,10 +51,11 @@
  * Not served from the arena, by design or because they cannot be seen:
  * file-backed and MAP_SHARED mappings, MAP_FIXED outside the arena,
  * MAP_GROWSDOWN, MAP_32BIT and PROT_EXEC mappings (code; secretmem cannot
- * be executable); glibc-internal mmaps (thread stacks from pthread_create,
- * ld.so's mappings, libraries' .data/.bss), the brk heap, and raw
+ * be executable); glibc-internal mmaps (ld.so's mappings, libraries'
+ * .data/.bss, thread stacks glibc allocates itself), the brk heap, and raw
  * syscall(SYS_mmap). The main thread's stack is moved into secretmem too
- * (stack.c); thread stacks and static storage are not protected.
+ * (stack.c), and threads get secret stacks (threads.c); static storage is
+ * not protected.
  *
  * fork(): the arena is MADV_DONTFORK (a MAP_SHARED heap must not be shared
  * with a child), so a child has no heap: its anonymous mmaps fail with
@@ -245,6 +246,11 @@ static void setup(void)
 	__atomic_store_n(&state, ST_ACTIVE, __ATOMIC_RELEASE);
 }
 
+bool rt_arena_active(void)
+{
+	return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ACTIVE;
+}
+
 static int current_state(void)
 {
 	int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
@@ -279,6 +285,7 @@ __attribute__((constructor(101))) static void soft_init(void)
 	if (current_state() != ST_ACTIVE)
 		return;
 	rt_stack_init();
+	rt_threads_init();
 	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 

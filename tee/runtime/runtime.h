@@ -4,8 +4,9 @@
  * interposed libc calls are marked RT_EXPORT).
  *
  * preload.c owns the arena and the interposed memory calls; stack.c moves
- * the main thread's stack into secretmem and makes fork() work from it.
- * Both reach the kernel directly (the rt_sys_* calls below), never through
+ * the main thread's stack into secretmem and makes fork() work from it and
+ * from thread stacks, which threads.c puts into secretmem. They reach the
+ * kernel directly (the rt_sys_* calls below), never through
  * the libc symbols the library itself replaces, and never allocate.
  */
 #ifndef COFFER_TEE_RUNTIME_H
@@ -13,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -68,6 +70,9 @@ __attribute__((noreturn)) void rt_die(const char *what, int err);
 /* Whether to touch every page up front (COFFER_PREFAULT is not "0"). */
 bool rt_prefault(void);
 
+/* Whether the arena is set up and serving this process (not inert, not a fork child). */
+bool rt_arena_active(void);
+
 /* --- the main stack (stack.c) --- */
 
 /*
@@ -75,5 +80,20 @@ bool rt_prefault(void);
  * active: moves the stack into secretmem unless COFFER_SECRET_STACK=0.
  */
 void rt_stack_init(void);
+
+/* --- thread stacks (threads.c) --- */
+
+/*
+ * Called once from the constructor when the arena is active: thread
+ * stacks go into secretmem from then on, unless COFFER_SECRET_THREAD_STACKS=0.
+ */
+void rt_threads_init(void);
+
+/*
+ * Whether sp lies in the secret part of a thread stack made by threads.c;
+ * if so, that part is [*lo, *hi): the thread's frames, then its static TLS
+ * in the pages [*tls_lo, *hi) (which may hold the outermost frames too).
+ */
+bool rt_thread_stack(uintptr_t sp, uintptr_t *lo, uintptr_t *hi, uintptr_t *tls_lo);
 
 #endif

@@ -12,13 +12,18 @@
  * would be corrupted by both), so fork() is interposed: the live part of the
  * stack goes to a secret mapping the child inherits, glibc's fork() runs on
  * a private stack, and the child rebuilds its stack, secret again, at the
- * same addresses before returning. fork + exec works; the child still has no
- * heap (preload.c). glibc-internal forks (daemon()) and raw clone() are not
- * seen: their children crash at once. Thread stacks are not moved.
+ * same addresses before returning. The same holds for a thread's secret
+ * stack (threads.c) when a thread forks; the child then also gets the top of
+ * the main stack back (argv, the environment and the aux vector, which
+ * environ, getenv and execv read), though not the rest of the main stack,
+ * whose thread does not exist in the child. fork + exec works; the child
+ * still has no heap (preload.c). glibc-internal forks (daemon()) and raw
+ * clone() are not seen: their children crash at once.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -111,15 +116,15 @@ static ucontext_t ctx_main, ctx_tmp;
 /* Private (inherited by fork children) and only ever holding our frames. */
 static unsigned char stack_tmp[STACK_TMP] __attribute__((aligned(64)));
 
-/* Maps a fresh secret file of mv.size bytes over [mv.new_lo, mv.hi). */
-static int map_secret_stack(void)
+/* Maps a fresh secret file over the stack [lo, hi), MADV_DONTFORK. */
+static int map_secret_stack(uintptr_t lo, uintptr_t hi)
 {
-	int fd = rt_secret_file(mv.size);
+	int fd = rt_secret_file(hi - lo);
 	if (fd < 0)
 		return -1;
-	if (rt_sys_mmap((void *)mv.new_lo, mv.size, PROT_READ | PROT_WRITE,
-			MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED ||
-	    rt_sys_madvise((void *)mv.new_lo, mv.size, MADV_DONTFORK) != 0) {
+	if (rt_sys_mmap((void *)lo, hi - lo, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+			0) == MAP_FAILED ||
+	    rt_sys_madvise((void *)lo, hi - lo, MADV_DONTFORK) != 0) {
 		int err = errno;
 		(void)close(fd);
 		errno = err;
@@ -204,42 +209,149 @@ static void secret_stack(void)
 	mv.secret = true;
 }
 
-/* --- fork() from the secret stack --- */
+/* --- fork() from a secret stack --- */
 
 typedef pid_t (*fork_fn)(void);
 static fork_fn real_fork;
 
+/* ld.so's record of the main thread's initial stack pointer (at argc). */
+extern void *__libc_stack_end;
+
+/* Serialises forks from secret stacks: fk, the contexts and stack_tmp. */
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static struct fork_state {
-	uintptr_t lo;      /* the live part of the stack: [lo, mv.hi) */
-	unsigned char *xfer; /* its copy, a secret mapping the child inherits */
+	uintptr_t stack_lo, stack_hi; /* the forking thread's secret stack */
+	uintptr_t tls_lo;    /* a thread's static TLS pages: [tls_lo, stack_hi); 0 on the main stack */
+	uintptr_t lo;        /* the live part: [lo, stack_hi) */
+	uintptr_t top_lo;    /* 0, or the main stack's top to restore: [top_lo, mv.hi) */
+	unsigned char *xfer; /* the live frames and the top, a secret mapping the child inherits */
 	size_t xfer_len;
 	pid_t pid;
 	int err;
 } fk;
 
-/*
- * Runs on stack_tmp, which the child inherits (the secret stack is
- * MADV_DONTFORK and must not be shared with it). In the child, rebuilds the
- * stack at the same addresses in a secret file of its own from the copy.
- */
-static void fork_on_tmp(void)
+/* A new secret file of len bytes and a writable view of it; the fd or -1. */
+static int secret_view(size_t len, unsigned char **view)
 {
-	/* The main stack is frozen now: what the child gets is exact. */
-	memcpy(fk.xfer, (const void *)fk.lo, fk.xfer_len);
-	fk.pid = real_fork();
-	fk.err = errno;
-	if (fk.pid != 0)
-		return;
-	if (map_secret_stack() != 0)
-		rt_die("cannot give the fork child a secret stack", errno);
-	memcpy((void *)fk.lo, fk.xfer, mv.hi - fk.lo);
+	int fd = rt_secret_file(len);
+	if (fd < 0)
+		return -1;
+	*view = rt_sys_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (*view == MAP_FAILED) {
+		int err = errno;
+		(void)close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
 }
 
 /*
- * fork() called on the secret stack: the child would have no stack at
- * all. The live part of the stack goes to a secret mapping the child
- * inherits, glibc's fork runs on a private stack, and the child rebuilds
- * its stack (secret again) before returning. The child still has no heap.
+ * Maps the secret file fd over [lo, lo + len) in one step (whatever was
+ * there is replaced atomically, so a thread may be using it), MADV_DONTFORK;
+ * closes fd and unmaps view. 0 or -1.
+ */
+static int secret_install(int fd, unsigned char *view, uintptr_t lo, size_t len)
+{
+	int rc = 0;
+	if (rt_sys_mmap((void *)lo, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+		    MAP_FAILED ||
+	    rt_sys_madvise((void *)lo, len, MADV_DONTFORK) != 0)
+		rc = -1;
+	int err = errno;
+	(void)rt_sys_munmap(view, len);
+	(void)close(fd);
+	errno = err;
+	return rc;
+}
+
+/*
+ * glibc's fork touches the forking thread's static TLS in the child (errno,
+ * malloc's per-thread state) before anything of ours runs there, so for the
+ * duration of the fork the TLS pages become ordinary private memory with
+ * the same contents, which the child inherits. This is the one window in
+ * which a thread's TLS (and outermost frames sharing its page) is readable.
+ */
+static int tls_to_ordinary(void)
+{
+	size_t n = fk.stack_hi - fk.tls_lo;
+	unsigned char *y = rt_sys_mmap(NULL, n, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (y == MAP_FAILED)
+		return -1;
+	memcpy(y, (const void *)fk.tls_lo, n);
+	if (rt_sys_mremap(y, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)fk.tls_lo) == MAP_FAILED) {
+		int err = errno;
+		(void)rt_sys_munmap(y, n);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* After the fork, in the parent: the TLS pages go back into secretmem. */
+static int tls_to_secret(void)
+{
+	size_t n = fk.stack_hi - fk.tls_lo;
+	unsigned char *v;
+	int fd = secret_view(n, &v);
+	if (fd < 0)
+		return -1;
+	memcpy(v, (const void *)fk.tls_lo, n);
+	return secret_install(fd, v, fk.tls_lo, n);
+}
+
+/*
+ * Runs on stack_tmp, which the child inherits (the secret stacks are
+ * MADV_DONTFORK and must not be shared with it). In the child, rebuilds the
+ * forking thread's stack at the same addresses in a secret file of its own
+ * (frames from the copy, TLS pages as glibc's fork left them), and the top
+ * of the main stack when a thread forked.
+ */
+static void fork_on_tmp(void)
+{
+	/* The forking thread's frames are frozen now: what the child gets is exact. */
+	uintptr_t frames_hi = fk.tls_lo != 0 ? fk.tls_lo : fk.stack_hi;
+	size_t live = fk.stack_hi - fk.lo;
+	memcpy(fk.xfer, (const void *)fk.lo, live);
+	if (fk.top_lo != 0)
+		memcpy(fk.xfer + live, (const void *)fk.top_lo, mv.hi - fk.top_lo);
+	if (fk.tls_lo != 0 && tls_to_ordinary() != 0) {
+		fk.pid = -1;
+		fk.err = errno;
+		return;
+	}
+	fk.pid = real_fork();
+	fk.err = errno;
+	if (fk.pid != 0) {
+		if (fk.tls_lo != 0 && tls_to_secret() != 0)
+			rt_die("cannot move thread-local storage back into secret memory", errno);
+		return;
+	}
+	unsigned char *v;
+	size_t len = fk.stack_hi - fk.stack_lo;
+	int fd = secret_view(len, &v);
+	if (fd < 0)
+		rt_die("cannot give the fork child a secret stack", errno);
+	memcpy(v + (fk.lo - fk.stack_lo), fk.xfer, frames_hi - fk.lo);
+	if (fk.tls_lo != 0)
+		memcpy(v + (fk.tls_lo - fk.stack_lo), (const void *)fk.tls_lo,
+		       fk.stack_hi - fk.tls_lo);
+	if (secret_install(fd, v, fk.stack_lo, len) != 0)
+		rt_die("cannot give the fork child a secret stack", errno);
+	if (fk.top_lo != 0) {
+		if (map_secret_stack(mv.new_lo, mv.hi) != 0)
+			rt_die("cannot give the fork child the main stack's top", errno);
+		memcpy((void *)fk.top_lo, fk.xfer + live, mv.hi - fk.top_lo);
+	}
+}
+
+/*
+ * fork() called on a secret stack: the child would have no stack at all.
+ * The live part of the stack goes to a secret mapping the child inherits,
+ * glibc's fork runs on a private stack, and the child rebuilds its stack
+ * (secret again) before returning. The child still has no heap.
  */
 RT_EXPORT pid_t fork(void)
 {
@@ -251,23 +363,41 @@ RT_EXPORT pid_t fork(void)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (!mv.secret || sp < mv.new_lo || sp >= mv.hi)
+	uintptr_t lo, hi, tls_lo = 0;
+	bool on_main = mv.secret && sp >= mv.new_lo && sp < mv.hi;
+	if (on_main) {
+		lo = mv.new_lo;
+		hi = mv.hi;
+	} else if (!rt_thread_stack(sp, &lo, &hi, &tls_lo)) {
 		return real_fork();
-	/* Everything from a page below this frame up is live. */
-	fk.lo = (sp & ~(uintptr_t)(rt_page_size - 1)) - rt_page_size;
-	if (fk.lo < mv.new_lo)
-		fk.lo = mv.new_lo;
-	fk.xfer_len = mv.hi - fk.lo;
-	int fd = rt_secret_file(fk.xfer_len);
-	if (fd < 0)
-		return -1;
-	fk.xfer = rt_sys_mmap(NULL, fk.xfer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	int err = errno;
-	(void)close(fd);
-	if (fk.xfer == MAP_FAILED) {
-		errno = err;
-		return -1;
 	}
+	(void)pthread_mutex_lock(&fork_lock);
+	fk.stack_lo = lo;
+	fk.stack_hi = hi;
+	fk.tls_lo = tls_lo;
+	/* Everything from a page below this frame up is live (the TLS is above the frames). */
+	fk.lo = (sp & ~(uintptr_t)(rt_page_size - 1)) - rt_page_size;
+	if (fk.lo < lo)
+		fk.lo = lo;
+	fk.top_lo = 0;
+	if (!on_main && mv.secret) {
+		uintptr_t t = (uintptr_t)__libc_stack_end & ~(uintptr_t)(rt_page_size - 1);
+		if (t >= mv.new_lo && t < mv.hi)
+			fk.top_lo = t;
+	}
+	fk.xfer_len = (hi - fk.lo) + (fk.top_lo != 0 ? mv.hi - fk.top_lo : 0);
+	pid_t pid = -1;
+	int err = 0;
+	int fd = rt_secret_file(fk.xfer_len);
+	if (fd < 0) {
+		err = errno;
+		goto out;
+	}
+	fk.xfer = rt_sys_mmap(NULL, fk.xfer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	err = errno;
+	(void)close(fd);
+	if (fk.xfer == MAP_FAILED)
+		goto out;
 	if (getcontext(&ctx_tmp) != 0)
 		rt_die("getcontext failed", errno);
 	ctx_tmp.uc_stack.ss_sp = stack_tmp;
@@ -277,10 +407,15 @@ RT_EXPORT pid_t fork(void)
 	if (swapcontext(&ctx_main, &ctx_tmp) != 0)
 		rt_die("swapcontext failed", errno);
 	/* Parent and child both resume here. */
-	pid_t pid = fk.pid;
+	pid = fk.pid;
 	err = fk.err;
 	(void)rt_sys_munmap(fk.xfer, fk.xfer_len);
 	explicit_bzero(stack_tmp, sizeof(stack_tmp));
+out:
+	if (pid == 0)
+		(void)pthread_mutex_init(&fork_lock, NULL); /* the child's only thread */
+	else
+		(void)pthread_mutex_unlock(&fork_lock);
 	errno = err;
 	return pid;
 }

@@ -7,9 +7,11 @@
 # runtime preloaded directly while the launcher is not built). Three values
 # are stored in each; both processes are dumped both ways. The plain dumps
 # must hold every value, the soft ones none, and the soft Redis must still
-# answer with the right values. Then the same for tests/e2e/secret_rows,
-# which fills 100 MB of heap with marked rows: every row is found in the
-# plain dumps, none in the soft ones.
+# answer with the right values; every thread of the soft Redis but
+# jemalloc's background thread must run on a secretmem stack, none of the
+# plain one's. Then the same for tests/e2e/secret_rows, which fills 100 MB
+# of heap with marked rows: every row is found in the plain dumps, none in
+# the soft ones.
 #
 # A value counts as found in its text form or as the 8-byte little-endian
 # integer Redis keeps for an integer-looking value (the text of all but the
@@ -256,6 +258,26 @@ if [ $redis_ok = 1 ]; then
 	if has_arena "$pid_plain"; then
 		not_ok "plain redis-server (pid $pid_plain) has a secretmem mapping"
 	fi
+	# Redis's threads (main, bio_*, io_thd_*) run on secretmem stacks. One
+	# known exception: jemalloc 5.3 starts its background thread through
+	# dlsym(RTLD_NEXT, "pthread_create") from libjemalloc, which skips the
+	# preloaded runtime (docs/soft-tee.md).
+	for side in plain soft; do
+		pid=$(pick "$side" "$pid_plain" "$pid_soft")
+		python3 "$PROCMEM" threads "$pid" >"$T/threads-$side.txt" 2>&1 || true
+		n=$(grep -c '^tid ' "$T/threads-$side.txt" || true)
+		open=$(grep '^tid ' "$T/threads-$side.txt" | grep -vc ' /secretmem (deleted)$' || true)
+		open_redis=$(grep '^tid ' "$T/threads-$side.txt" |
+			grep -v '^tid [0-9]* jemalloc_bg_thd ' | grep -vc ' /secretmem (deleted)$' || true)
+		if [ $side = soft ] && [ "$n" -ge 4 ] && [ "$open_redis" -eq 0 ]; then
+			ok "soft redis-server: its threads run on secretmem stacks ($n threads; $open on an ordinary stack: jemalloc_bg_thd)"
+		elif [ $side = plain ] && [ "$n" -ge 4 ] && [ "$open" -eq "$n" ]; then
+			ok "plain redis-server: none of its $n threads runs on a secretmem stack"
+		else
+			not_ok "$side redis-server: $open of $n threads on ordinary stacks"
+			context "$T/threads-$side.txt"
+		fi
+	done
 
 	for side in plain soft; do
 		port=$(pick "$side" "$port_plain" "$port_soft")

@@ -8,6 +8,12 @@
  * Exit 0 when every check of the scenario holds, 1 with a line on stderr
  * naming the first that does not, 2 for an unknown scenario. Built without
  * sanitizers: ASan's own mmap and malloc would bypass the runtime.
+ *
+ * thread_secret is driven from outside: a worker thread writes a needle
+ * (thread_needle below, built at run time so that the binary does not hold
+ * it) into an array on its stack and into a thread-local array, prints
+ * "ready STACK-ADDRESS TLS-ADDRESS\n" on stdout and waits for stdin to
+ * close, while test_secretmem.c searches /proc/PID/mem for the needle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +27,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <threads.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096u
@@ -373,6 +381,398 @@ static int scenario_threads(void)
 	return 0;
 }
 
+/* --- thread stacks --- */
+
+/*
+ * The number of secretmem files mapped, counted by inode: the arena is one
+ * (split into many lines of /proc/self/maps by its protections), the main
+ * stack one, and each secret thread stack one.
+ */
+static int secret_files(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned long seen[256];
+	int n = 0;
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long inode;
+		if (strstr(line, " /secretmem (deleted)") == NULL ||
+		    sscanf(line, "%*s %*s %*s %*s %lu", &inode) != 1)
+			continue;
+		bool known = false;
+		for (int i = 0; i < n && !known; i++)
+			known = seen[i] == inode;
+		if (!known && n < (int)(sizeof(seen) / sizeof(seen[0])))
+			seen[n++] = inode;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A field of /proc/self/status in kB ("VmSize"), or -1. */
+static long status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	size_t n = strlen(field);
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* Whether the calling thread runs on a secret stack. */
+static bool stack_is_secret(void)
+{
+	volatile char here = 0;
+	return in_secretmem((const void *)&here);
+}
+
+static _Thread_local char tls_needle[64];
+
+static void *secret_worker(void *arg)
+{
+	(void)arg;
+	char needle[64];
+	char line[128];
+	/* Two words and a number, so that the whole needle is never in .rodata. */
+	snprintf(needle, sizeof(needle), "%s%s-%u", "CFTHREAD", "STACKNEEDLE", 7u * 104729u);
+	snprintf(tls_needle, sizeof(tls_needle), "%s%s-%u", "CFTHREAD", "TLSNEEDLE", 7u * 104729u);
+	int n = snprintf(line, sizeof(line), "ready %p %p\n", (void *)needle, (void *)tls_needle);
+	if (write(STDOUT_FILENO, line, (size_t)n) != n)
+		return (void *)1;
+	char b;
+	while (read(STDIN_FILENO, &b, 1) > 0)
+		;
+	__asm__ volatile("" : : "r"(needle) : "memory"); /* keep the array alive */
+	return NULL;
+}
+
+static int scenario_thread_secret(void)
+{
+	pthread_t t;
+	void *rc = (void *)1;
+	CHECK(pthread_create(&t, NULL, secret_worker, NULL) == 0);
+	CHECK(pthread_join(t, &rc) == 0 && rc == NULL);
+	return 0;
+}
+
+static void *stack_check_worker(void *arg)
+{
+	uintptr_t tag = (uintptr_t)arg;
+	return stack_is_secret() ? (void *)(tag + 1) : (void *)0;
+}
+
+/* Joins t with one of the four ways, by k; false on failure. */
+static bool join_some_way(pthread_t t, unsigned k, void **ret)
+{
+	struct timespec ts;
+	switch (k % 4) {
+	case 0:
+		return pthread_join(t, ret) == 0;
+	case 1: {
+		int rc;
+		while ((rc = pthread_tryjoin_np(t, ret)) == EBUSY)
+			sched_yield();
+		return rc == 0;
+	}
+	case 2:
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		return pthread_timedjoin_np(t, ret, &ts) == 0;
+	default:
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 30;
+		return pthread_clockjoin_np(t, ret, CLOCK_MONOTONIC, &ts) == 0;
+	}
+}
+
+/* 1000 short threads, joined in every way, some with a smaller stack. */
+static int scenario_thread_churn(void)
+{
+	pthread_attr_t small;
+	CHECK(pthread_attr_init(&small) == 0);
+	CHECK(pthread_attr_setstacksize(&small, 256u << 10) == 0);
+	long lck0 = 0;
+	int files0 = 0;
+	for (unsigned i = 0; i < 1000; i++) {
+		pthread_t t;
+		void *ret = NULL;
+		CHECK(pthread_create(&t, i % 3 == 0 ? &small : NULL, stack_check_worker,
+				     (void *)(uintptr_t)i) == 0);
+		CHECK(join_some_way(t, i, &ret));
+		CHECK(ret == (void *)(uintptr_t)(i + 1)); /* the thread ran on a secret stack */
+		if (i == 20) {
+			lck0 = status_kb("VmLck");
+			files0 = secret_files();
+		}
+	}
+	long lck1 = status_kb("VmLck");
+	int files1 = secret_files();
+	CHECK(lck0 > 0 && lck1 > 0 && files0 > 0);
+	/* Stacks are reused or unmapped, not piled up: 980 more threads of 8 MiB
+	 * would be 7.6 GiB more locked (secret) memory and 980 more files. */
+	CHECK(lck1 - lck0 <= 48 * 1024);
+	CHECK(files1 - files0 <= 8);
+	pthread_attr_destroy(&small);
+	return 0;
+}
+
+static int detached_running;
+
+static void *detached_worker(void *arg)
+{
+	if (arg != NULL)
+		CHECK(pthread_detach(pthread_self()) == 0);
+	CHECK(stack_is_secret());
+	__atomic_sub_fetch(&detached_running, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* 1000 detached threads (three ways), at most 16 at a time. */
+static int scenario_thread_detached(void)
+{
+	pthread_attr_t det;
+	CHECK(pthread_attr_init(&det) == 0);
+	CHECK(pthread_attr_setdetachstate(&det, PTHREAD_CREATE_DETACHED) == 0);
+	long lck0 = status_kb("VmLck");
+	int files0 = secret_files();
+	for (unsigned i = 0; i < 1000; i++) {
+		while (__atomic_load_n(&detached_running, __ATOMIC_SEQ_CST) >= 16)
+			usleep(100);
+		__atomic_add_fetch(&detached_running, 1, __ATOMIC_SEQ_CST);
+		pthread_t t;
+		switch (i % 3) {
+		case 0:
+			CHECK(pthread_create(&t, &det, detached_worker, NULL) == 0);
+			break;
+		case 1:
+			CHECK(pthread_create(&t, NULL, detached_worker, NULL) == 0);
+			CHECK(pthread_detach(t) == 0);
+			break;
+		default: /* detaches itself */
+			CHECK(pthread_create(&t, NULL, detached_worker, &det) == 0);
+			break;
+		}
+	}
+	while (__atomic_load_n(&detached_running, __ATOMIC_SEQ_CST) > 0)
+		usleep(1000);
+	usleep(100 * 1000); /* the kernel clears the tids as the threads exit */
+	/* The next creation frees what the finished threads left. */
+	pthread_t t;
+	void *ret = NULL;
+	CHECK(pthread_create(&t, NULL, stack_check_worker, NULL) == 0);
+	CHECK(pthread_join(t, &ret) == 0 && ret == (void *)1);
+	long lck1 = status_kb("VmLck");
+	int files1 = secret_files();
+	CHECK(lck0 > 0 && lck1 > 0);
+	/* 16 running and 40 MiB cached at most; leaking would be 1000 stacks
+	 * (VmSize is no measure: glibc malloc maps an arena per busy thread). */
+	CHECK(lck1 - lck0 <= 200 * 1024);
+	CHECK(files1 - files0 <= 24);
+	pthread_attr_destroy(&det);
+	return 0;
+}
+
+struct user_stack {
+	unsigned char *lo;
+	size_t len;
+};
+
+static void *user_stack_worker(void *arg)
+{
+	const struct user_stack *u = arg;
+	volatile char here = 0;
+	uintptr_t h = (uintptr_t)&here;
+	bool ok = h >= (uintptr_t)u->lo && h < (uintptr_t)u->lo + u->len &&
+		  !in_secretmem((const void *)&here);
+	return ok ? (void *)1 : NULL;
+}
+
+/* A caller-provided stack is used as given and left to the caller. */
+static int scenario_thread_user_stack(void)
+{
+	struct user_stack u = {.len = 1u << 20};
+	/* Shared memory is not served from the arena. */
+	u.lo = mmap(NULL, u.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(u.lo != MAP_FAILED);
+	pthread_attr_t a;
+	CHECK(pthread_attr_init(&a) == 0);
+	CHECK(pthread_attr_setstack(&a, u.lo, u.len) == 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_t t;
+		void *ret = NULL;
+		CHECK(pthread_create(&t, &a, user_stack_worker, &u) == 0);
+		CHECK(pthread_join(t, &ret) == 0 && ret == (void *)1);
+		u.lo[0] = 1; /* still mapped */
+		CHECK(strcmp(perms(u.lo), "rw-s") == 0 && !in_secretmem(u.lo));
+	}
+	pthread_attr_destroy(&a);
+	CHECK(munmap(u.lo, u.len) == 0);
+	return 0;
+}
+
+/* Uses about depth * 64 KiB of stack. */
+static __attribute__((noinline)) unsigned deep(unsigned depth)
+{
+	volatile unsigned char frame[64 << 10];
+	frame[0] = (unsigned char)depth;
+	frame[sizeof(frame) - 1] = (unsigned char)depth;
+	unsigned below = depth > 1 ? deep(depth - 1) : 0;
+	return below + frame[0] + frame[sizeof(frame) - 1];
+}
+
+struct size_check {
+	size_t want;    /* at least this much stack */
+	unsigned depth; /* recursion to run, 64 KiB each */
+};
+
+static void *size_worker(void *arg)
+{
+	const struct size_check *c = arg;
+	pthread_attr_t a;
+	void *lo = NULL;
+	size_t size = 0;
+	if (pthread_getattr_np(pthread_self(), &a) != 0)
+		return NULL;
+	int rc = pthread_attr_getstack(&a, &lo, &size);
+	pthread_attr_destroy(&a);
+	if (rc != 0 || size < c->want || !stack_is_secret() || !in_secretmem(lo))
+		return NULL;
+	return deep(c->depth) != 0 ? (void *)1 : NULL;
+}
+
+/* The stack is as large as asked (or glibc's default) and guarded. */
+static int scenario_thread_size(void)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	void *ret = NULL;
+	/* Asked: 3 MiB and a bit; 2.8 MiB of frames must fit. */
+	struct size_check asked = {.want = (3u << 20) + 123, .depth = 45};
+	CHECK(pthread_attr_init(&a) == 0);
+	CHECK(pthread_attr_setstacksize(&a, asked.want) == 0);
+	CHECK(pthread_attr_setguardsize(&a, 64u << 10) == 0);
+	CHECK(pthread_create(&t, &a, size_worker, &asked) == 0);
+	CHECK(pthread_join(t, &ret) == 0 && ret == (void *)1);
+	pthread_attr_destroy(&a);
+	/* Not asked: glibc's default. */
+	CHECK(pthread_getattr_default_np(&a) == 0);
+	struct size_check dflt = {.depth = 16};
+	CHECK(pthread_attr_getstacksize(&a, &dflt.want) == 0 && dflt.want >= (1u << 20));
+	pthread_attr_destroy(&a);
+	CHECK(pthread_create(&t, NULL, size_worker, &dflt) == 0);
+	CHECK(pthread_join(t, &ret) == 0 && ret == (void *)1);
+	return 0;
+}
+
+static void *guard_worker(void *arg)
+{
+	(void)arg;
+	pthread_attr_t a;
+	void *lo = NULL;
+	size_t size = 0;
+	if (pthread_getattr_np(pthread_self(), &a) != 0)
+		return NULL;
+	(void)pthread_attr_getstack(&a, &lo, &size);
+	pthread_attr_destroy(&a);
+	/* The page below the stack is inaccessible: a guard. */
+	return strcmp(perms((const unsigned char *)lo - 1), "---p") == 0 ? (void *)1 : NULL;
+}
+
+static int scenario_thread_guard(void)
+{
+	pthread_t t;
+	void *ret = NULL;
+	CHECK(pthread_create(&t, NULL, guard_worker, NULL) == 0);
+	CHECK(pthread_join(t, &ret) == 0 && ret == (void *)1);
+	return 0;
+}
+
+/* fork() from a thread on a secret stack, then exec from the child. */
+static void *fork_worker(void *arg)
+{
+	(void)arg;
+	char canary[64];
+	memset(canary, 'q', sizeof(canary));
+	pid_t pid = fork();
+	if (pid < 0)
+		return NULL;
+	if (pid == 0) {
+		/* The stack is secret again, with its contents; the environment (at
+		 * the top of the main stack) is back too. */
+		bool ok = stack_is_secret() && all_bytes((unsigned char *)canary, sizeof(canary), 'q') &&
+			  getenv("COFFER_ENCLAVE_SIZE") != NULL;
+		if (!ok)
+			_exit(1);
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return NULL;
+	return all_bytes((unsigned char *)canary, sizeof(canary), 'q') && stack_is_secret()
+		       ? (void *)1
+		       : NULL;
+}
+
+static int scenario_thread_fork(void)
+{
+	for (int i = 0; i < 3; i++) {
+		pthread_t t;
+		void *ret = NULL;
+		CHECK(pthread_create(&t, NULL, fork_worker, NULL) == 0);
+		CHECK(pthread_join(t, &ret) == 0 && ret == (void *)1);
+	}
+	/* Threads still work in the parent after forks. */
+	return scenario_threads();
+}
+
+static int c11_worker(void *arg)
+{
+	return stack_is_secret() ? (int)(uintptr_t)arg : -1;
+}
+
+static int c11_detached_running;
+
+static int c11_detached(void *arg)
+{
+	(void)arg;
+	int ok = stack_is_secret();
+	__atomic_sub_fetch(&c11_detached_running, 1, __ATOMIC_SEQ_CST);
+	return ok;
+}
+
+/* C11 threads: glibc's thrd_create does not call pthread_create by name. */
+static int scenario_thread_c11(void)
+{
+	int files0 = secret_files();
+	for (int i = 0; i < 200; i++) {
+		thrd_t t;
+		int res = 0;
+		CHECK(thrd_create(&t, c11_worker, (void *)(uintptr_t)(i + 7)) == thrd_success);
+		CHECK(thrd_join(t, &res) == thrd_success && res == i + 7);
+	}
+	for (int i = 0; i < 200; i++) {
+		thrd_t t;
+		__atomic_add_fetch(&c11_detached_running, 1, __ATOMIC_SEQ_CST);
+		CHECK(thrd_create(&t, c11_detached, NULL) == thrd_success);
+		CHECK(thrd_detach(t) == thrd_success);
+		while (__atomic_load_n(&c11_detached_running, __ATOMIC_SEQ_CST) >= 8)
+			usleep(100);
+	}
+	while (__atomic_load_n(&c11_detached_running, __ATOMIC_SEQ_CST) > 0)
+		usleep(1000);
+	CHECK(secret_files() - files0 <= 24);
+	return 0;
+}
+
 /* Run with mimalloc preloaded after the runtime. */
 static int scenario_malloc(void)
 {
@@ -406,6 +806,14 @@ static const struct {
 	{"fixed", scenario_fixed},     {"passthrough", scenario_passthrough},
 	{"fork", scenario_fork},       {"threads", scenario_threads},
 	{"malloc", scenario_malloc},
+	{"thread_secret", scenario_thread_secret},
+	{"thread_churn", scenario_thread_churn},
+	{"thread_detached", scenario_thread_detached},
+	{"thread_user_stack", scenario_thread_user_stack},
+	{"thread_size", scenario_thread_size},
+	{"thread_guard", scenario_thread_guard},
+	{"thread_fork", scenario_thread_fork},
+	{"thread_c11", scenario_thread_c11},
 };
 
 int main(int argc, char **argv)

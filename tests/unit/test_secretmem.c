@@ -17,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -497,6 +498,191 @@ PROBE_TEST(fork, "16777216", false)
 PROBE_TEST(threads, "16777216", false)
 PROBE_TEST(malloc, "134217728", true)
 
+PROBE_TEST(thread_churn, "16777216", false)
+PROBE_TEST(thread_detached, "16777216", false)
+PROBE_TEST(thread_user_stack, "16777216", false)
+PROBE_TEST(thread_size, "16777216", false)
+PROBE_TEST(thread_guard, "16777216", false)
+PROBE_TEST(thread_fork, "16777216", false)
+PROBE_TEST(thread_c11, "16777216", false)
+
+/* --- a thread's secret, looked for from outside --- */
+
+/* The needles of the thread_secret scenario (built as the probe builds them). */
+static void thread_needle(char *out, size_t len, const char *what)
+{
+	snprintf(out, len, "%s%s-%u", "CFTHREAD", what, 7u * 104729u);
+}
+
+/* What a scan of the probe's memory found. */
+struct scan {
+	int stack_hits, tls_hits;  /* occurrences of the two needles anywhere */
+	bool stack_at, tls_at;     /* one at the address the probe printed */
+	size_t bytes;              /* bytes read */
+};
+
+/* Counts needle in buf, which starts at address base; notes one at want. */
+static int count_in(const unsigned char *buf, size_t n, uintptr_t base, const char *needle,
+		    uintptr_t want, bool *at)
+{
+	size_t k = strlen(needle);
+	int hits = 0;
+	for (size_t i = 0; i + k <= n; i++) {
+		if (buf[i] == (unsigned char)needle[0] && memcmp(buf + i, needle, k) == 0) {
+			hits++;
+			if (base + i == want)
+				*at = true;
+		}
+	}
+	return hits;
+}
+
+/*
+ * Reads every readable mapping of pid through /proc/PID/mem, as an attacker
+ * with root would (pages the kernel refuses, secretmem, are skipped), and
+ * looks for both needles. false (with errno) when /proc/PID/mem cannot be
+ * opened at all.
+ */
+static bool scan_process(pid_t pid, uintptr_t stack_at, uintptr_t tls_at, struct scan *out)
+{
+	char path[64], stack_needle[64], tls_needle[64], line[512];
+	thread_needle(stack_needle, sizeof(stack_needle), "STACKNEEDLE");
+	thread_needle(tls_needle, sizeof(tls_needle), "TLSNEEDLE");
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *maps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (maps == NULL || fd < 0) {
+		int err = errno;
+		if (maps != NULL)
+			fclose(maps);
+		if (fd >= 0)
+			close(fd);
+		errno = err;
+		return false;
+	}
+	memset(out, 0, sizeof(*out));
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		unsigned long lo, hi;
+		char perms[5];
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+		    strstr(line, "[vsyscall]") != NULL)
+			continue;
+		/* Page by page: a needle never crosses a page here (both arrays are
+		 * 64-byte aligned on the stack or in TLS, and shorter than 64). */
+		unsigned char page[4096];
+		for (unsigned long a = lo; a < hi; a += sizeof(page)) {
+			ssize_t r = pread(fd, page, sizeof(page), (off_t)a);
+			if (r <= 0)
+				continue;
+			out->bytes += (size_t)r;
+			out->stack_hits += count_in(page, (size_t)r, a, stack_needle, stack_at,
+						    &out->stack_at);
+			out->tls_hits += count_in(page, (size_t)r, a, tls_needle, tls_at, &out->tls_at);
+		}
+	}
+	fclose(maps);
+	close(fd);
+	return true;
+}
+
+/*
+ * Runs the thread_secret scenario with env and the runtime preloaded,
+ * scans its memory while the worker holds the needles, and lets it finish.
+ */
+static void scan_thread_secret(const char *const *env, struct scan *out)
+{
+	if (runtime_path == NULL || probe_path == NULL)
+		skip();
+	char preload[1024];
+	int n = snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", runtime_path);
+	assert_true(n > 0 && (size_t)n < sizeof(preload));
+	const char *envp[16];
+	size_t k = 0;
+	envp[k++] = preload;
+	envp[k++] = "PATH=/usr/bin:/bin";
+	for (; env[0] != NULL && k < 15; env++)
+		envp[k++] = env[0];
+	envp[k] = NULL;
+	int in[2], outp[2];
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(outp), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		dup2(outp[1], STDOUT_FILENO);
+		close(in[0]);
+		close(in[1]);
+		close(outp[0]);
+		close(outp[1]);
+		execve(probe_path,
+		       (char *const[]){(char *)probe_path, (char *)"thread_secret", NULL},
+		       (char *const *)envp);
+		_exit(126);
+	}
+	close(in[0]);
+	close(outp[1]);
+	char ready[128];
+	size_t have = 0;
+	ssize_t r;
+	while (have < sizeof(ready) - 1 && (r = read(outp[0], ready + have, 1)) == 1 &&
+	       ready[have] != '\n')
+		have++;
+	ready[have] = '\0';
+	void *stack_at = NULL, *tls_at = NULL;
+	bool started = sscanf(ready, "ready %p %p", &stack_at, &tls_at) == 2;
+	bool scanned = started && scan_process(pid, (uintptr_t)stack_at, (uintptr_t)tls_at, out);
+	int scan_err = errno;
+	close(in[1]); /* the worker returns */
+	close(outp[0]);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!started)
+		print_error("thread_secret did not start: '%s', status %d\n", ready, status);
+	assert_true(started);
+	if (!scanned && (scan_err == EACCES || scan_err == EPERM))
+		skip(); /* not allowed to read another process's memory */
+	assert_true(scanned);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(out->bytes > 100000); /* the scan did read the process */
+}
+
+static void test_runtime_thread_secret_not_in_dump(void **state)
+{
+	(void)state;
+	struct scan sc;
+	const char *env[] = {"COFFER_ENCLAVE_SIZE=16777216", NULL};
+	scan_thread_secret(env, &sc);
+	if (sc.stack_hits != 0 || sc.tls_hits != 0)
+		print_error("found under the runtime: stack needle %d, TLS needle %d\n",
+			    sc.stack_hits, sc.tls_hits);
+	assert_int_equal(sc.stack_hits, 0);
+	assert_int_equal(sc.tls_hits, 0);
+}
+
+/* Without the runtime the same scan finds both where the probe put them. */
+static void test_runtime_thread_secret_found_without_runtime(void **state)
+{
+	(void)state;
+	struct scan sc;
+	const char *env[] = {NULL}; /* no COFFER_ENCLAVE_SIZE: the runtime is inert */
+	scan_thread_secret(env, &sc);
+	assert_true(sc.stack_at);
+	assert_true(sc.tls_at);
+}
+
+/* And with the runtime active but thread stacks left alone. */
+static void test_runtime_thread_secret_found_when_disabled(void **state)
+{
+	(void)state;
+	struct scan sc;
+	const char *env[] = {"COFFER_ENCLAVE_SIZE=16777216", "COFFER_SECRET_THREAD_STACKS=0", NULL};
+	scan_thread_secret(env, &sc);
+	assert_true(sc.stack_at);
+	assert_true(sc.tls_at);
+}
+
 static void test_runtime_inert_without_size(void **state)
 {
 	(void)state;
@@ -584,6 +770,16 @@ int main(void)
 		cmocka_unit_test(test_runtime_fork),
 		cmocka_unit_test(test_runtime_threads),
 		cmocka_unit_test(test_runtime_malloc),
+		cmocka_unit_test(test_runtime_thread_churn),
+		cmocka_unit_test(test_runtime_thread_detached),
+		cmocka_unit_test(test_runtime_thread_user_stack),
+		cmocka_unit_test(test_runtime_thread_size),
+		cmocka_unit_test(test_runtime_thread_guard),
+		cmocka_unit_test(test_runtime_thread_fork),
+		cmocka_unit_test(test_runtime_thread_c11),
+		cmocka_unit_test(test_runtime_thread_secret_not_in_dump),
+		cmocka_unit_test(test_runtime_thread_secret_found_without_runtime),
+		cmocka_unit_test(test_runtime_thread_secret_found_when_disabled),
 		cmocka_unit_test(test_runtime_inert_without_size),
 		cmocka_unit_test(test_runtime_no_prefault),
 		cmocka_unit_test(test_runtime_bad_size_exits_70),
