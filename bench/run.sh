@@ -12,6 +12,7 @@ benchmarks="
 age.sh
 soft_tee.sh
 evidence.sh
+kms.sh
 "
 
 if [ ! -d "$build/bin" ]; then

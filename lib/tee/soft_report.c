@@ -163,6 +163,8 @@ static uint64_t platform_tick;
 static cf_err platform_load(const char *pem, size_t len, EVP_PKEY **key, uint8_t id[32])
 {
 	uint8_t h[32];
+	if (len > INT_MAX) /* what cert_load accepts: never hash what it would refuse */
+		return CF_ERR_TOO_BIG;
 	cf_err rc = cf_hash(CF_SHA256, pem, len, h);
 	if (rc != CF_OK)
 		return rc;

@@ -694,7 +694,11 @@ static char *make_csr(uint8_t spki[32])
 	assert_int_equal(PEM_write_bio_X509_REQ(b, req), 1);
 	char *p;
 	long len = BIO_get_mem_data(b, &p);
-	char *pem = strndup(p, (size_t)len);
+	/* The BIO's bytes are not NUL-terminated: copy, do not strndup. */
+	char *pem = malloc((size_t)len + 1);
+	assert_non_null(pem);
+	memcpy(pem, p, (size_t)len);
+	pem[len] = 0;
 	BIO_free(b);
 	X509_REQ_free(req);
 	EVP_PKEY_free(key);
