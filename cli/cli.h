@@ -60,6 +60,19 @@ struct cf_kms_client;
 
 /* True if an argument before "--" is --help or -h. */
 bool cli_is_help(int argc, char **argv);
+
+/* A command's subcommands: "coffer CMD SUB ...". */
+struct cli_sub {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+};
+/*
+ * Runs argv[1] among subs (argv[0] is the command), printing usage for
+ * --help at either level and a usage error for anything unknown.
+ */
+int cli_dispatch(const char *cmd, const char *usage, const struct cli_sub *subs, size_t n,
+		 int argc, char **argv);
 /* getopt_long from the start of argv with our own messages (see cli_bad_option). */
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 /* The usage error for what cli_getopt returned (':' missing value, '?' unknown). */

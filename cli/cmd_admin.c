@@ -279,34 +279,9 @@ out:
 
 int cmd_admin(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(int, char **);
-		const char *usage;
-	} subs[] = {
+	static const struct cli_sub subs[] = {
 		{ "keygen", admin_keygen, keygen_usage },
 		{ "enroll-token", admin_enroll_token, token_usage },
 	};
-	if (argc < 2) {
-		fputs(admin_usage, stderr);
-		return CLI_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(admin_usage, stdout);
-		return CLI_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cli_is_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return CLI_OK;
-		}
-		optind = 1;
-		return subs[i].run(argc - 1, argv + 1);
-	}
-	fprintf(stderr, "coffer: unknown admin command '%s' (see 'coffer admin --help')\n",
-		argv[1]);
-	return CLI_USAGE;
+	return cli_dispatch("admin", admin_usage, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

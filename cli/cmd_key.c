@@ -444,35 +444,11 @@ out:
 
 int cmd_key(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(int, char **);
-		const char *usage;
-	} subs[] = {
+	static const struct cli_sub subs[] = {
 		{ "create", key_create, create_usage },   { "import", key_import, import_usage },
 		{ "rotate", key_rotate, rotate_usage },   { "disable", key_disable, state_usage },
 		{ "enable", key_enable, state_usage },    { "destroy", key_destroy, state_usage },
 		{ "policy", key_policy, policy_usage },   { "list", key_list, list_usage },
 	};
-	if (argc < 2) {
-		fputs(key_usage, stderr);
-		return CLI_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(key_usage, stdout);
-		return CLI_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cli_is_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return CLI_OK;
-		}
-		optind = 1;
-		return subs[i].run(argc - 1, argv + 1);
-	}
-	fprintf(stderr, "coffer: unknown key command '%s' (see 'coffer key --help')\n", argv[1]);
-	return CLI_USAGE;
+	return cli_dispatch("key", key_usage, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

@@ -72,6 +72,33 @@ bool cli_is_help(int argc, char **argv)
 	return false;
 }
 
+int cli_dispatch(const char *cmd, const char *usage, const struct cli_sub *subs, size_t n,
+		 int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(usage, stdout);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(argv[1], subs[i].name) != 0)
+			continue;
+		if (cli_is_help(argc - 1, argv + 1)) {
+			fputs(subs[i].usage, stdout);
+			return CLI_OK;
+		}
+		optind = 1;
+		return subs[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "coffer: unknown %s command '%s' (see 'coffer %s --help')\n", cmd, argv[1],
+		cmd);
+	return CLI_USAGE;
+}
+
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
 {
 	char spec[32];
@@ -535,34 +562,10 @@ out:
 
 int cmd_org(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(int, char **);
-		const char *usage;
-	} subs[] = {
+	static const struct cli_sub subs[] = {
 		{ "keygen", org_keygen, keygen_usage },
 		{ "register", org_register, register_usage },
 		{ "show", org_show, show_usage },
 	};
-	if (argc < 2) {
-		fputs(org_usage, stderr);
-		return CLI_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(org_usage, stdout);
-		return CLI_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cli_is_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return CLI_OK;
-		}
-		optind = 1;
-		return subs[i].run(argc - 1, argv + 1);
-	}
-	fprintf(stderr, "coffer: unknown org command '%s' (see 'coffer org --help')\n", argv[1]);
-	return CLI_USAGE;
+	return cli_dispatch("org", org_usage, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

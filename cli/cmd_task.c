@@ -293,33 +293,9 @@ out:
 
 int cmd_task(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(int, char **);
-		const char *usage;
-	} subs[] = {
+	static const struct cli_sub subs[] = {
 		{ "digest", task_digest, digest_usage },
 		{ "approve", task_approve, approve_usage },
 	};
-	if (argc < 2) {
-		fputs(task_usage, stderr);
-		return CLI_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(task_usage, stdout);
-		return CLI_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cli_is_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return CLI_OK;
-		}
-		optind = 1;
-		return subs[i].run(argc - 1, argv + 1);
-	}
-	fprintf(stderr, "coffer: unknown task command '%s' (see 'coffer task --help')\n", argv[1]);
-	return CLI_USAGE;
+	return cli_dispatch("task", task_usage, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

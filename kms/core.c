@@ -29,6 +29,21 @@ int kms_fail(json_t **out, int status, const char *check, const char *fmt, ...)
 	return status;
 }
 
+int kms_refuse(kms *k, json_t **out, int status, const char *actor, const char *op,
+	       const char *object, const char *check, const char *fmt, ...)
+{
+	char msg[600], result[96];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(result, sizeof(result), "denied: %s", check);
+	if (kms_audit(k, actor, op, object, result) != CF_OK)
+		return kms_fail(out, 500, "audit", "the audit log cannot be written");
+	log_info("%s %s %s refused: %s: %s", actor, op, object, check, msg);
+	return kms_fail(out, status, check, "%s", msg);
+}
+
 cf_err kms_audit(kms *k, const char *actor, const char *op, const char *object, const char *result)
 {
 	cf_err rc = cf_audit_append(k->audit, actor, op, object ? object : "", result);

@@ -58,6 +58,9 @@ struct kms {
 	time_t (*now)(void);
 };
 
+/* Audits a refusal ("denied: CHECK"), logs it, and builds the answer. */
+int kms_refuse(kms *k, json_t **out, int status, const char *actor, const char *op,
+	       const char *object, const char *check, const char *fmt, ...) CF_PRINTF(8, 9);
 /* Appends to the audit log; a failure is logged (the operation already ran). */
 cf_err kms_audit(kms *k, const char *actor, const char *op, const char *object,
 		 const char *result) CF_WUR;

@@ -74,22 +74,6 @@ static char *actor_of(const char *org)
 	return buf;
 }
 
-/* Audits a refusal and builds it. */
-static int refuse(kms *k, json_t **out, int status, const char *actor, const char *op,
-		  const char *object, const char *check, const char *fmt, ...) CF_PRINTF(8, 9);
-static int refuse(kms *k, json_t **out, int status, const char *actor, const char *op,
-		  const char *object, const char *check, const char *fmt, ...)
-{
-	char msg[400], result[480];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(result, sizeof(result), "denied: %s", check);
-	if (kms_audit(k, actor, op, object, result) != CF_OK)
-		return kms_fail(out, 500, "audit", "the audit log cannot be written");
-	return kms_fail(out, status, check, "%s", msg);
-}
 
 /* Audits success, seals the state, and returns 200 with ans. */
 static int done(kms *k, json_t **out, json_t *ans, const char *actor, const char *op,
@@ -145,14 +129,14 @@ static int kms_enroll_body(kms *k, const json_t *req, json_t **out)
 		return kms_fail(out, 500, "internal", "no admin key in the state");
 
 	if (cf_kms_verify_sig(admin, CF_KMS_CTX_ENROLL, token, sig) != CF_OK)
-		return refuse(k, out, 403, "admin", "org.enroll", org, "token_signature",
+		return kms_refuse(k, out, 403, "admin", "org.enroll", org, "token_signature",
 			      "the enrollment token is not signed by the platform admin");
 	if (expires < (long long)k->now())
-		return refuse(k, out, 403, "admin", "org.enroll", org, "token_expired",
+		return kms_refuse(k, out, 403, "admin", "org.enroll", org, "token_expired",
 			      "the enrollment token expired at %lld", expires);
 	uint8_t existing[32];
 	if (kms_org_pub(k, org, existing, NULL, 0) == CF_OK)
-		return refuse(k, out, 409, "admin", "org.enroll", org, "org_exists",
+		return kms_refuse(k, out, 409, "admin", "org.enroll", org, "org_exists",
 			      "organisation %s is registered; changes must be signed by its key", org);
 	time_t now = k->now();
 	if (exec_bind(k->db,
@@ -251,7 +235,7 @@ static int key_create(kms *k, const char *org, const json_t *r, json_t **out, bo
 		cf_buf_free(&wrapped);
 		cf_buf_free(&plain);
 		if (rc != CF_OK)
-			return refuse(k, out, 400, actor_of(org), op, "", "wrapped",
+			return kms_refuse(k, out, 400, actor_of(org), op, "", "wrapped",
 				      "wrapped must be an age file to the KMS transport recipient "
 				      "holding one AGE-SECRET-KEY-1 line (%s)",
 				      cf_strerror(rc));
@@ -299,10 +283,10 @@ static int own_key(kms *k, const char *org, const json_t *r, const char *op, con
 	sqlite3_bind_text(st, 1, *id, -1, SQLITE_STATIC);
 	int status = 0;
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		status = refuse(k, out, 404, actor_of(org), op, *id, "key", "no key %s", *id);
+		status = kms_refuse(k, out, 404, actor_of(org), op, *id, "key", "no key %s", *id);
 	} else if (strcmp((const char *)sqlite3_column_text(st, 0), org) != 0) {
 		/* Same answer as "no such key": ids of others' keys are not an oracle. */
-		status = refuse(k, out, 404, actor_of(org), op, *id, "key", "no key %s", *id);
+		status = kms_refuse(k, out, 404, actor_of(org), op, *id, "key", "no key %s", *id);
 	} else {
 		snprintf(state, 16, "%s", (const char *)sqlite3_column_text(st, 1));
 		*current = sqlite3_column_int(st, 2);
@@ -320,7 +304,7 @@ static int key_change(kms *k, const char *org, const char *op, const json_t *r, 
 	if (status)
 		return status;
 	if (strcmp(state, "destroyed") == 0)
-		return refuse(k, out, 409, actor_of(org), op, id, "key_destroyed",
+		return kms_refuse(k, out, 409, actor_of(org), op, id, "key_destroyed",
 			      "key %s was destroyed", id);
 
 	if (strcmp(op, "key.rotate") == 0) {
@@ -459,7 +443,7 @@ static int dataset_register(kms *k, const char *org, const json_t *r, json_t **o
 	if (status)
 		goto out;
 	if (strcmp(state, "enabled") != 0) {
-		status = refuse(k, out, 409, actor_of(org), "dataset.register", id,
+		status = kms_refuse(k, out, 409, actor_of(org), "dataset.register", id,
 				strcmp(state, "destroyed") == 0 ? "key_destroyed" : "key_disabled",
 				"key %s is %s", key_id, state);
 		goto out;
@@ -484,7 +468,7 @@ static int dataset_register(kms *k, const char *org, const json_t *r, json_t **o
 	cf_age_key_wipe(&ident.key);
 	cf_wipe(file_key, sizeof(file_key));
 	if (rc != CF_OK) {
-		status = refuse(k, out, 400, actor_of(org), "dataset.register", id, "header",
+		status = kms_refuse(k, out, 400, actor_of(org), "dataset.register", id, "header",
 				"the header does not open with the current version (%d) of key %s: %s",
 				current, key_id, cf_strerror(rc));
 		goto out;
@@ -499,7 +483,7 @@ static int dataset_register(kms *k, const char *org, const json_t *r, json_t **o
 			     "sssibbi", id, org, key_id, (sqlite3_int64)current, header, (int)hlen, hash,
 			     32, (sqlite3_int64)k->now());
 	if (step == SQLITE_CONSTRAINT) {
-		status = refuse(k, out, 409, actor_of(org), "dataset.register", id, "dataset_exists",
+		status = kms_refuse(k, out, 409, actor_of(org), "dataset.register", id, "dataset_exists",
 				"dataset %s is registered", id);
 		goto out;
 	}
@@ -598,15 +582,15 @@ static int kms_request_body(kms *k, const json_t *req, json_t **out)
 	if (!cf_kms_valid_name(org) || kms_org_pub(k, org, pub, NULL, 0) != CF_OK)
 		return kms_fail(out, 403, "org", "no organisation %.64s is registered", org);
 	if (cf_kms_verify_sig(pub, CF_KMS_CTX_REQUEST, r, sig) != CF_OK)
-		return refuse(k, out, 403, actor_of(org), op, "", "signature",
+		return kms_refuse(k, out, 403, actor_of(org), op, "", "signature",
 			      "the request is not signed by %s's current key", org);
 	time_t now = k->now();
 	if (t < (long long)now - KMS_REQUEST_SKEW || t > (long long)now + KMS_REQUEST_SKEW)
-		return refuse(k, out, 403, actor_of(org), op, "", "time",
+		return kms_refuse(k, out, 403, actor_of(org), op, "", "time",
 			      "request time %lld is more than %d s from the KMS's %lld", t,
 			      KMS_REQUEST_SKEW, (long long)now);
 	if (!fresh_request_id(k, id, now))
-		return refuse(k, out, 403, actor_of(org), op, "", "replay",
+		return kms_refuse(k, out, 403, actor_of(org), op, "", "replay",
 			      "request id %s was seen before", id);
 
 	if (strcmp(op, "org.update") == 0)

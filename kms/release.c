@@ -81,22 +81,6 @@ static void first_failure(const cf_verdict *v, char *out, size_t cap)
 		snprintf(out, cap, "no verdict");
 }
 
-static int refuse(kms *k, json_t **out, int status, const char *actor, const char *op,
-		  const char *object, const char *check, const char *fmt, ...) CF_PRINTF(8, 9);
-static int refuse(kms *k, json_t **out, int status, const char *actor, const char *op,
-		  const char *object, const char *check, const char *fmt, ...)
-{
-	char msg[600], result[96];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(result, sizeof(result), "denied: %s", check);
-	if (kms_audit(k, actor, op, object, result) != CF_OK)
-		return kms_fail(out, 500, "audit", "the audit log cannot be written");
-	log_info("%s %s %s refused: %s: %s", actor, op, object, check, msg);
-	return kms_fail(out, status, check, "%s", msg);
-}
 
 /*
  * Verifies evidence of kind over expected report_data. On success v holds
@@ -137,7 +121,7 @@ static int verify_enclave(kms *k, const json_t *req, const uint8_t report_data[6
 	if (!cf_verdict_ok(v)) {
 		char why[600];
 		first_failure(v, why, sizeof(why));
-		return refuse(k, out, 403, actor, op, object, "evidence", "%s", why);
+		return kms_refuse(k, out, 403, actor, op, object, "evidence", "%s", why);
 	}
 	json_t *ms = json_object_get(v->claims, "measurements");
 	const char *m = json_string_value(json_object_get(ms, kms_measurement_claim(kind)));
@@ -147,11 +131,11 @@ static int verify_enclave(kms *k, const json_t *req, const uint8_t report_data[6
 	cf_hex_encode(report_data, 64, want);
 	const char *got = json_string_value(json_object_get(v->claims, "report_data"));
 	if (!got || strcmp(got, want) != 0)
-		return refuse(k, out, 403, actor, op, object, "report_data",
+		return kms_refuse(k, out, 403, actor, op, object, "report_data",
 			      "expected %s (this nonce, this request), got %.128s", want,
 			      got ? got : "(none)");
 	if (v->debug)
-		return refuse(k, out, 403, actor, op, object, "debug",
+		return kms_refuse(k, out, 403, actor, op, object, "debug",
 			      "the TEE is in debug mode: its memory is readable by the host");
 	return 0;
 }
@@ -390,7 +374,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	bool fresh = take_nonce(k, nonce);
 	pthread_mutex_unlock(&k->lock);
 	if (!fresh)
-		return refuse(k, out, 403, actor, "release", object, "nonce",
+		return kms_refuse(k, out, 403, actor, "release", object, "nonce",
 			      "the nonce is unknown, expired or already used (replay)");
 	if (cf_release_report_data(nonce, digest, wrap_pub, rd) != CF_OK)
 		return kms_fail(out, 500, "internal", "hash failed");
@@ -403,7 +387,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	locked = true;
 	const char *kind = cf_tee_kind_name(c.v.tee);
 	if (!string_in(kinds, kind, false)) {
-		status = refuse(k, out, 403, actor, "release", object, "tee_kind",
+		status = kms_refuse(k, out, 403, actor, "release", object, "tee_kind",
 				"the task allows %s TEEs; this is %s", "other", kind);
 		goto out;
 	}
@@ -411,7 +395,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	const char *m = json_string_value(
 		json_object_get(json_object_get(c.v.claims, "measurements"), claim));
 	if (!m || !string_in(measurements, m, true)) {
-		status = refuse(k, out, 403, actor, "release", object, "measurement",
+		status = kms_refuse(k, out, 403, actor, "release", object, "measurement",
 				"%s %s is not in the task's allowed measurements", claim,
 				m ? m : "(none)");
 		goto out;
@@ -429,7 +413,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 		c.n++;
 		int r = load_input(k, in, out);
 		if (r == -404) {
-			status = refuse(k, out, 403, actor, "release", object, "dataset",
+			status = kms_refuse(k, out, 403, actor, "release", object, "dataset",
 					"input %s names unknown dataset %.140s", table, in->dataset);
 			goto out;
 		}
@@ -453,12 +437,12 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 		for (size_t j = 0; j < c.n; j++)
 			owner |= strcmp(c.in[j].owner, org) == 0;
 		if (!owner || kms_org_pub(k, org, pub, NULL, 0) != CF_OK) {
-			status = refuse(k, out, 403, actor, "release", object, "approval_owner",
+			status = kms_refuse(k, out, 403, actor, "release", object, "approval_owner",
 					"%.64s owns no input of this task", org);
 			goto out;
 		}
 		if (check_approval(k, pub, digest, a) != CF_OK) {
-			status = refuse(k, out, 403, actor, "release", object, "approval_signature",
+			status = kms_refuse(k, out, 403, actor, "release", object, "approval_signature",
 					"%s's approval does not verify for task %s", org, digest_hex);
 			goto out;
 		}
@@ -469,7 +453,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	}
 	for (size_t j = 0; j < c.n; j++) {
 		if (!c.in[j].approved) {
-			status = refuse(k, out, 403, actor, "release", object, "approval_missing",
+			status = kms_refuse(k, out, 403, actor, "release", object, "approval_missing",
 					"%s (owner of %s) has not approved task %s", c.in[j].owner,
 					c.in[j].dataset, digest_hex);
 			goto out;
@@ -496,7 +480,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 			}
 			if (kms_org_pub(k, org, pub, registered, sizeof(registered)) != CF_OK ||
 			    strcmp(registered, rcpt) != 0) {
-				status = refuse(k, out, 403, actor, "release", object, "recipient_key",
+				status = kms_refuse(k, out, 403, actor, "release", object, "recipient_key",
 						"output recipient for %.64s is %.80s; %.64s's registered "
 						"recipient is %s",
 						org, rcpt, org, registered[0] ? registered : "(none)");
@@ -509,7 +493,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 		if (strcmp(c.in[j].key_state, "enabled") != 0) {
 			const char *check = strcmp(c.in[j].key_state, "destroyed") == 0 ? "key_destroyed"
 											  : "key_disabled";
-			status = refuse(k, out, 403, actor, "release", object, check,
+			status = kms_refuse(k, out, 403, actor, "release", object, check,
 					"key %s of dataset %s is %s", c.in[j].key_id, c.in[j].dataset,
 					c.in[j].key_state);
 			goto out;
@@ -524,7 +508,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 		if (rc != CF_OK || !cf_verdict_ok(&c.v)) {
 			char why[600];
 			first_failure(&c.v, why, sizeof(why));
-			status = refuse(k, out, 403, actor, "release", object, "key_policy",
+			status = kms_refuse(k, out, 403, actor, "release", object, "key_policy",
 					"key %s of %s: %s", c.in[j].key_id, c.in[j].owner, why);
 			goto out;
 		}
@@ -611,7 +595,7 @@ static int kms_certify_body(kms *k, const json_t *req, json_t **out)
 	if (kms_ca_csr_key_hash((const uint8_t *)csr, strlen(csr), spki) != CF_OK)
 		return kms_fail(out, 400, "request", "csr is not a PEM certificate request with a P-256 key");
 	if (!take_nonce(k, nonce))
-		return refuse(k, out, 403, actor, "certify", object, "nonce",
+		return kms_refuse(k, out, 403, actor, "certify", object, "nonce",
 			      "the nonce is unknown, expired or already used (replay)");
 	if (cf_certify_report_data(nonce, spki, rd) != CF_OK)
 		return kms_fail(out, 500, "internal", "hash failed");
@@ -622,7 +606,7 @@ static int kms_certify_body(kms *k, const json_t *req, json_t **out)
 		if (cf_policy_apply(k->certify_policy, k->now(), &v) != CF_OK || !cf_verdict_ok(&v)) {
 			char why[600];
 			first_failure(&v, why, sizeof(why));
-			status = refuse(k, out, 403, actor, "certify", object, "policy", "%s", why);
+			status = kms_refuse(k, out, 403, actor, "certify", object, "policy", "%s", why);
 			goto out;
 		}
 	}

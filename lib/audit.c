@@ -430,22 +430,6 @@ static cf_err seed_sign(void *ctx, const uint8_t *msg, size_t len,
 	return cf_ed25519_sign(log->seed, msg, len, sig);
 }
 
-static cf_err fsync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-	if (!dir)
-		return CF_ERR_NOMEM;
-	cf_err rc = CF_OK;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0)
-		rc = CF_ERR_IO;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return rc;
-}
-
 static cf_err pread_full(int fd, uint8_t *buf, size_t len, off_t off)
 {
 	while (len > 0) {
@@ -562,7 +546,7 @@ static cf_err open_common(const char *path, const uint8_t pub[static CF_ED25519_
 		goto fail;
 	}
 	log->size = st.st_size;
-	if (created && (rc = fsync_parent(path)) != CF_OK)
+	if (created && (rc = cf_fsync_parent(path)) != CF_OK)
 		goto fail;
 	if ((rc = read_tail(log)) != CF_OK)
 		goto fail;

@@ -324,3 +324,19 @@ void cf_prefetch_free(cf_prefetch *p)
 	pthread_cond_destroy(&p->cond);
 	free(p);
 }
+
+cf_err cf_fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return CF_ERR_NOMEM;
+	cf_err rc = CF_OK;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		rc = CF_ERR_IO;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return rc;
+}

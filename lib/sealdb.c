@@ -495,22 +495,6 @@ out:
 
 /* --- committing --- */
 
-static cf_err fsync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-	if (!dir)
-		return CF_ERR_NOMEM;
-	cf_err rc = CF_OK;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0)
-		rc = CF_ERR_IO;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return rc;
-}
-
 /*
  * Writes data to tmp, fsyncs it and renames it over path, then fsyncs
  * the directory so the rename is durable. *renamed says whether path now
@@ -553,7 +537,7 @@ static cf_err replace_file(const char *path, const char *tmp, const uint8_t *dat
 		goto out;
 	}
 	*renamed = true;
-	rc = fsync_parent(path);
+	rc = cf_fsync_parent(path);
 out:
 	saved_errno = errno;
 	if (io.fd >= 0)

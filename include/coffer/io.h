@@ -72,4 +72,10 @@ cf_writer cf_outfile_writer(cf_outfile *o);
 cf_err cf_outfile_commit(cf_outfile *o) CF_WUR;
 void cf_outfile_abort(cf_outfile *o);
 
+/*
+ * fsyncs the folder holding path, so that a file just created or renamed
+ * there survives a crash.
+ */
+cf_err cf_fsync_parent(const char *path) CF_WUR;
+
 #endif
