@@ -172,15 +172,39 @@ for needle in "$secret" "org-a" "SQLite format"; do
 	else ok "sealed state does not hold '$(echo "$needle" | cut -c1-20)...'"; fi
 done
 
-# A memory dump of the running KMS (what root can read: secretmem is not).
+# The imported key's 32 raw bytes, as the KMS holds them (age's Bech32).
+raw=$(python3 - "$secret" <<'PY'
+import sys
+s = sys.argv[1].lower()
+data = [ "qpzry9x8gf2tvdw0s3jn54khce6mua7l".index(c) for c in s[s.rindex("1") + 1:-6] ]
+acc = bits = 0
+out = bytearray()
+for v in data:
+    acc = (acc << 5) | v
+    bits += 5
+    if bits >= 8:
+        bits -= 8
+        out.append((acc >> bits) & 0xff)
+print(out.hex())
+PY
+)
+# Memory dumps of the running KMS: /proc/PID/mem and gcore, what root can
+# read (secretmem is not). The program's own text must be found, so the
+# scans are shown to work.
 python3 "$procmem" dump "$kms_pid" "$tmp/kms.mem" >/dev/null
-counts=$(python3 "$procmem" count "$tmp/kms.mem" "$secret" "The key broker and CA of coffer")
-n_secret=$(echo "$counts" | sed -n 1p | awk '{print $NF}')
-n_text=$(echo "$counts" | sed -n 2p | awk '{print $NF}')
-if [ "$n_text" -ge 1 ]; then ok "the dump reads the KMS's program text (the scan works)"; else
-	not_ok "the dump does not even hold the program's text: $counts"; fi
-if [ "$n_secret" = 0 ]; then ok "no imported key in the KMS's memory dump"; else
-	not_ok "the imported key is in the KMS's memory dump ($n_secret times)"; fi
+gcore -o "$tmp/core" "$kms_pid" >"$tmp/gcore.log" 2>&1 || true
+for dump in "$tmp/kms.mem" "$tmp/core.$kms_pid"; do
+	name=$(basename "$dump")
+	if [ ! -s "$dump" ]; then not_ok "no dump $name: $(tail -2 "$tmp/gcore.log")"; continue; fi
+	counts=$(python3 "$procmem" count "$dump" "The key broker and CA of coffer" "$secret" "hex:$raw")
+	n_text=$(echo "$counts" | sed -n 1p | awk '{print $NF}')
+	n_ident=$(echo "$counts" | sed -n 2p | awk '{print $NF}')
+	n_raw=$(echo "$counts" | sed -n 3p | awk '{print $NF}')
+	if [ "$n_text" -ge 1 ]; then ok "$name reads the KMS's program text (the scan works)"; else
+		not_ok "$name does not even hold the program's text: $counts"; fi
+	if [ "$n_ident" = 0 ] && [ "$n_raw" = 0 ]; then ok "no imported key (text or raw bytes) in $name"; else
+		not_ok "the imported key is in $name (text $n_ident, raw $n_raw)"; fi
+done
 
 # --- the audit log verifies under the KMS's key and tells the story ---
 curl -s --cacert "$ca" "$url/v1/info" >"$tmp/info.json"

@@ -10,7 +10,8 @@ on the host, but without kernel code execution, can read).
   procmem.py count FILE PAT... print "PAT N" per pattern: how many times the
                                bytes PAT occur in FILE. "le64:V" stands for
                                the 8 bytes of the integer V in little-endian
-                               order (how Redis keeps an integer value).
+                               order (how Redis keeps an integer value);
+                               "hex:HH.." stands for those raw bytes.
   procmem.py find PID PAT...   where in process PID the patterns are: for
                                each readable mapping holding one, its
                                /proc/PID/maps line, then per pattern the
@@ -91,7 +92,11 @@ def dump(pid, out):
 
 
 def pattern_bytes(p):
-    return int(p[5:]).to_bytes(8, "little") if p.startswith("le64:") else p.encode()
+    if p.startswith("le64:"):
+        return int(p[5:]).to_bytes(8, "little")
+    if p.startswith("hex:"):
+        return bytes.fromhex(p[4:])
+    return p.encode()
 
 
 def thread_sps(pid):
