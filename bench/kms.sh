@@ -1,7 +1,8 @@
 #!/bin/sh
 # coffer-kms release latency and throughput over loopback, and attested vs
-# plain TLS handshakes. The KMS runs in the soft TEE (coffer-launch) on
-# core 0; the load generator (bench/kms_bench) on core 1. Two
+# plain TLS handshakes. The KMS runs in the soft TEE (coffer-launch) with
+# an event loop per core; the load generator (bench/kms_bench) shares the
+# two cores. Two
 # organisations, one dataset each, one task both approved: each release
 # verifies the evidence, two approvals and two recipients, unwraps two
 # file keys and writes one fsynced audit entry. Writes bench/results/kms.md.
