@@ -18,6 +18,47 @@
 #include "coffer/log.h"
 #include "kms_internal.h"
 
+/*
+ * Messages quote request values cut to a length (%.64s), which can split
+ * a UTF-8 sequence; JSON and the audit log take only valid UTF-8. So any
+ * byte that is not part of a valid sequence becomes '?'.
+ */
+static void utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+			 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+		size_t i = 1;
+		while (i < n && (p[i] & 0xc0) == 0x80)
+			i++;
+		/* Overlong 3/4-byte forms, surrogates and > U+10FFFF are refused too. */
+		bool bad = n == 0 || i < n ||
+			   (n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))) ||
+			   (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)));
+		if (bad) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
+/* At most max bytes of s into out, whole UTF-8 characters only, cleaned. */
+static const char *audit_field(const char *s, char *out, size_t max)
+{
+	size_t n = strlen(s);
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = 0;
+	utf8_clean(out);
+	return out;
+}
+
 int kms_fail(json_t **out, int status, const char *check, const char *fmt, ...)
 {
 	char msg[512];
@@ -25,6 +66,7 @@ int kms_fail(json_t **out, int status, const char *check, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_clean(msg);
 	*out = json_pack("{s:{s:s,s:s}}", "error", "check", check, "message", msg);
 	return status;
 }
@@ -46,7 +88,11 @@ int kms_refuse(kms *k, json_t **out, int status, const char *actor, const char *
 
 cf_err kms_audit(kms *k, const char *actor, const char *op, const char *object, const char *result)
 {
-	cf_err rc = cf_audit_append(k->audit, actor, op, object ? object : "", result);
+	/* Fields may quote request values: bounded and valid, never a reason to fail. */
+	char a[160], o[160], r[160], x[300];
+	cf_err rc = cf_audit_append(k->audit, audit_field(actor, a, 128), audit_field(op, o, 128),
+				    audit_field(object ? object : "", x, 256),
+				    audit_field(result, r, 128));
 	if (rc != CF_OK)
 		log_error("audit append failed: %s", cf_strerror(rc));
 	return rc;
