@@ -21,28 +21,9 @@ stop_server() {
 	fi
 }
 trap 'stop_server; rm -rf "$tmp"' EXIT INT TERM
-failed=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1"; failed=1; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$3', got '$2')"; fi; }
-# run WANT_RC NAME CMD...: runs CMD with stdout in $tmp/out, stderr in $tmp/err.
-run() {
-	want=$1; name=$2; shift 2
-	set +e
-	"$@" >"$tmp/out" 2>"$tmp/err"; rc=$?
-	set -e
-	if [ "$rc" = "$want" ]; then ok "$name"; else
-		not_ok "$name: exit $rc, want $want: $(head -c 600 "$tmp/err")"; fi
-}
-jget() { python3 -c 'import json,sys
-v=json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."): v=v[k] if isinstance(v, dict) else None
-print("" if v is None else (str(v).lower() if isinstance(v, bool) else v))' "$@"; }
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "ok - # SKIP the soft TEE needs root (CAP_IPC_LOCK for secretmem)"
-	exit 0
-fi
+need_root
 
 plat=$tmp/platform
 export COFFER_PLATFORM_DIR=$plat

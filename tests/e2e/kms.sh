@@ -19,48 +19,17 @@ enclave=$e2e/release_enclave
 procmem=$(cd "$(dirname "$0")" && pwd)/procmem.py
 tmp=$(mktemp -d)
 lpid=
-stop_kms() {
-	if [ -n "$lpid" ]; then
-		kill "$lpid" 2>/dev/null || true
-		wait "$lpid" 2>/dev/null || true
-		lpid=
-	fi
-}
+stop_kms() { stop_pid "$lpid"; lpid=; }
 trap 'stop_kms; rm -rf "$tmp"' EXIT INT TERM
-failed=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1"; failed=1; }
-# run WANT_RC NAME CMD...: stdout in $tmp/out, stderr in $tmp/err.
-run() {
-	want=$1; name=$2; shift 2
-	set +e
-	"$@" >"$tmp/out" 2>"$tmp/err"; rc=$?
-	set -e
-	if [ "$rc" = "$want" ]; then ok "$name"; else
-		not_ok "$name: exit $rc, want $want: $(head -c 800 "$tmp/err")"; fi
-}
-# refused NAME CHECK CMD...: exits 1 and names CHECK on stderr.
-refused() {
-	name=$1; want_check=$2; shift 2
-	run 1 "$name refused" "$@"
-	if grep -q "$want_check" "$tmp/err"; then ok "$name: reason is $want_check"; else
-		not_ok "$name: reason should be $want_check: $(head -c 400 "$tmp/err")"; fi
-}
-jget() { python3 -c 'import json,sys
-v=json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."): v=v[k]
-print(v)' "$@"; }
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "ok - # SKIP the soft TEE needs root (CAP_IPC_LOCK for secretmem)"
-	exit 0
-fi
+need_root
 command -v age >/dev/null || { echo "not ok - stock age is not installed"; exit 1; }
 
 plat=$tmp/platform
 export COFFER_PLATFORM_DIR=$plat
 "$launch" platform init --dir "$plat" 2>/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 url=https://127.0.0.1:$port
 
 COFFER_HOME=$tmp/admin "$coffer" admin keygen >"$tmp/admin.pub"
@@ -71,15 +40,7 @@ start_kms() {
 		--admin-pub "$tmp/admin.pub" --platform-cert "$plat/cert.pem" \
 		--listen "127.0.0.1:$port" >"$tmp/kms.log" 2>&1 &
 	lpid=$!
-	i=0
-	until grep -q "listening on" "$tmp/kms.log" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -gt 100 ] || ! kill -0 "$lpid" 2>/dev/null; then
-			not_ok "coffer-kms did not start: $(cat "$tmp/kms.log")"
-			exit 1
-		fi
-		sleep 0.1
-	done
+	wait_for_line "$tmp/kms.log" "listening on" "$lpid" || exit 1
 	kms_pid=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$tmp/kms.log" | head -1)
 }
 start_kms
