@@ -94,9 +94,12 @@ static void open_kms(fixture *f)
 	kms_set_clock(f->k, clock_fn);
 }
 
-/* Runs an entry point, checks its status and, for refusals, the check. */
-static json_t *expect(int status, json_t *out, int want, const char *check)
+/* Checks an entry point's status and, for refusals, the check. Takes the
+ * address of the answer: the call must run before the answer is read (argument
+ * evaluation order is unspecified). */
+static json_t *expect(int status, json_t **outp, int want, const char *check)
 {
+	json_t *out = *outp;
 	if (status != want || (check && strcmp(json_string_value(json_object_get(
 							 json_object_get(out, "error"), "check")),
 						  check) != 0)) {
@@ -145,7 +148,7 @@ static void enroll(fixture *f, org *o, const char *name)
 	assert_int_equal(cf_enroll_token_make(name, pub64, o->recipient, fake_now + 3600, &token), CF_OK);
 	assert_int_equal(cf_enroll_token_sign(f->admin_seed, token, sig), CF_OK);
 	json_t *req = json_pack("{s:o,s:s}", "token", token, "token_sig", sig);
-	expect(kms_enroll(f->k, req, &out), out, 200, NULL);
+	expect(kms_enroll(f->k, req, &out), &out, 200, NULL);
 	json_decref(req);
 	json_decref(out);
 }
@@ -260,7 +263,7 @@ static json_t *release(fixture *f, const json_t *task, json_t *approvals, const 
 		       cf_age_identity *wrap)
 {
 	json_t *out = NULL;
-	expect(kms_nonce(f->k, &out), out, 200, NULL);
+	expect(kms_nonce(f->k, &out), &out, 200, NULL);
 	uint8_t nonce[32], digest[32], rd[64];
 	size_t got;
 	const char *nh = json_string_value(json_object_get(out, "nonce"));
@@ -351,7 +354,7 @@ static void check_released(fixture *f, json_t *out, cf_age_identity *wrap)
 	json_decref(keys);
 	/* The recipients statement is signed by the KMS. */
 	json_t *info = NULL;
-	expect(kms_info(f->k, &info), info, 200, NULL);
+	expect(kms_info(f->k, &info), &info, 200, NULL);
 	uint8_t kms_pub[32];
 	size_t got;
 	const char *p64 = json_string_value(json_object_get(info, "kms_pub"));
@@ -437,7 +440,7 @@ static void test_attacks(void **state)
 	assert_int_equal(status_of(out), 200);
 	json_decref(out);
 	cf_age_key_wipe(&wrap.key);
-	expect(kms_release(f->k, saved, &out), out, 403, "nonce");
+	expect(kms_release(f->k, saved, &out), &out, 403, "nonce");
 	json_decref(out);
 	json_decref(saved);
 
@@ -453,7 +456,7 @@ static void test_attacks(void **state)
 
 	/* An expired nonce. */
 	json_t *n = NULL;
-	expect(kms_nonce(f->k, &n), n, 200, NULL);
+	expect(kms_nonce(f->k, &n), &n, 200, NULL);
 	json_decref(n);
 
 	/* Disabled, then destroyed key. */
@@ -499,7 +502,7 @@ static void test_nonce_expiry(void **state)
 	fixture *f = *state;
 	json_t *task = make_task(f);
 	json_t *out = NULL;
-	expect(kms_nonce(f->k, &out), out, 200, NULL);
+	expect(kms_nonce(f->k, &out), &out, 200, NULL);
 	json_decref(out);
 	/* release() takes a fresh nonce, so expire by moving the clock between. */
 	cf_age_identity wrap;
@@ -510,11 +513,11 @@ static void test_nonce_expiry(void **state)
 	json_decref(out);
 	cf_age_key_wipe(&wrap.key);
 	/* A second nonce, used only after it expired. */
-	expect(kms_nonce(f->k, &out), out, 200, NULL);
+	expect(kms_nonce(f->k, &out), &out, 200, NULL);
 	json_object_set(req, "nonce", json_object_get(out, "nonce"));
 	json_decref(out);
 	fake_now += KMS_NONCE_TTL + 1;
-	expect(kms_release(f->k, req, &out), out, 403, "nonce");
+	expect(kms_release(f->k, req, &out), &out, 403, "nonce");
 	json_decref(out);
 	fake_now = saved;
 	json_decref(req);
@@ -530,15 +533,15 @@ static void test_requests(void **state)
 	assert_int_equal(cf_kms_request_make("org-a", "key.list", NULL, fake_now, &r), CF_OK);
 	assert_int_equal(cf_kms_sign(f->b.seed, CF_KMS_CTX_REQUEST, r, sig), CF_OK);
 	json_t *req = json_pack("{s:O,s:s}", "request", r, "sig", sig);
-	expect(kms_request(f->k, req, &out), out, 403, "signature");
+	expect(kms_request(f->k, req, &out), &out, 403, "signature");
 	json_decref(out);
 	json_decref(req);
 	/* Replayed request id. */
 	assert_int_equal(cf_kms_sign(f->a.seed, CF_KMS_CTX_REQUEST, r, sig), CF_OK);
 	req = json_pack("{s:O,s:s}", "request", r, "sig", sig);
-	expect(kms_request(f->k, req, &out), out, 200, NULL);
+	expect(kms_request(f->k, req, &out), &out, 200, NULL);
 	json_decref(out);
-	expect(kms_request(f->k, req, &out), out, 403, "replay");
+	expect(kms_request(f->k, req, &out), &out, 403, "replay");
 	json_decref(out);
 	json_decref(req);
 	json_decref(r);
@@ -546,7 +549,7 @@ static void test_requests(void **state)
 	assert_int_equal(cf_kms_request_make("org-a", "key.list", NULL, fake_now - 3600, &r), CF_OK);
 	assert_int_equal(cf_kms_sign(f->a.seed, CF_KMS_CTX_REQUEST, r, sig), CF_OK);
 	req = json_pack("{s:o,s:s}", "request", r, "sig", sig);
-	expect(kms_request(f->k, req, &out), out, 403, "time");
+	expect(kms_request(f->k, req, &out), &out, 403, "time");
 	json_decref(out);
 	json_decref(req);
 	/* Another org's key is "not found", not "forbidden". */
@@ -560,13 +563,13 @@ static void test_requests(void **state)
 	assert_int_equal(cf_enroll_token_make("org-a", pub64, f->c.recipient, fake_now + 60, &token), CF_OK);
 	assert_int_equal(cf_enroll_token_sign(f->admin_seed, token, sig), CF_OK);
 	req = json_pack("{s:O,s:s}", "token", token, "token_sig", sig);
-	expect(kms_enroll(f->k, req, &out), out, 409, "org_exists");
+	expect(kms_enroll(f->k, req, &out), &out, 409, "org_exists");
 	json_decref(out);
 	json_decref(req);
 	json_object_set_new(token, "org", json_string("org-z"));
 	assert_int_equal(cf_enroll_token_sign(f->c.seed, token, sig), CF_OK);
 	req = json_pack("{s:O,s:s}", "token", token, "token_sig", sig);
-	expect(kms_enroll(f->k, req, &out), out, 403, "token_signature");
+	expect(kms_enroll(f->k, req, &out), &out, 403, "token_signature");
 	json_decref(out);
 	json_decref(req);
 	json_decref(token);
@@ -592,7 +595,7 @@ static void test_import_rotate_restart_and_scan(void **state)
 	fixture *f = *state;
 	/* Import a key the test knows, wrapped to the KMS's transport recipient. */
 	json_t *info = NULL;
-	expect(kms_info(f->k, &info), info, 200, NULL);
+	expect(kms_info(f->k, &info), &info, 200, NULL);
 	cf_age_recipient tr = { .kind = CF_AGE_X25519 };
 	assert_int_equal(cf_age_recipient_parse(json_string_value(json_object_get(info, "transport_recipient")),
 						tr.pub),
@@ -710,7 +713,7 @@ static json_t *certify(fixture *f, const uint8_t meas[48])
 	json_t *out = NULL;
 	uint8_t nonce[32], spki[32], rd[64];
 	size_t got;
-	expect(kms_nonce(f->k, &out), out, 200, NULL);
+	expect(kms_nonce(f->k, &out), &out, 200, NULL);
 	char nh[65];
 	snprintf(nh, sizeof(nh), "%s", json_string_value(json_object_get(out, "nonce")));
 	json_decref(out);
