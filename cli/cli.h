@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "coffer/buf.h"
 #include "coffer/err.h"
@@ -36,6 +38,33 @@ cf_err cli_read_file(const char *path, size_t max, cf_buf *b) CF_WUR;
  * the terminal with echo off (asked twice when confirm is set).
  */
 cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out) CF_WUR;
+/* The same with other prompts; confirm_prompt NULL asks once. */
+cf_err cli_secret(const char *file, const char *prompt, const char *confirm_prompt,
+		  cf_buf *out) CF_WUR;
+
+/*
+ * A progress line on stderr (bytes, percent, rate), drawn only when
+ * stderr is a terminal and at most ten times a second.
+ * cli_progress_update has the shape of cf_cofferd_progress_fn.
+ */
+typedef struct cli_progress {
+	bool on, drawn;
+	const char *label;
+	uint64_t total, done;
+	struct timespec start;
+	double last;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
+void cli_progress_update(void *p, uint64_t done, uint64_t total);
+/* Draws the final state and ends the line (if anything was drawn). */
+void cli_progress_end(cli_progress *p);
+
+/*
+ * Prints a string that came from elsewhere (cofferd, a task file) with
+ * control characters, backslashes and non-ASCII bytes escaped as \xNN,
+ * so that none can rewrite the terminal, padded with spaces to width.
+ */
+void cli_put_safe(FILE *f, const char *s, int width);
 
 int cmd_age(int argc, char **argv);
 int cmd_tee(int argc, char **argv);
@@ -47,6 +76,11 @@ int cmd_org(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_task(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
+int cmd_whoami(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+int cmd_instance(int argc, char **argv);
 
 /*
  * Shared by the KMS client commands (admin, org, key, dataset, task);
@@ -106,5 +140,28 @@ void cli_org_wipe(cli_org *org);
  */
 int cli_org_request(const char *what, const char *url, const char *cacert, const char *op,
 		    const struct json_t *fields, struct json_t **reply);
+
+/*
+ * Shared by the cofferd client commands (login, org, user, dataset,
+ * task, instance, audit); defined in cli/cmd_login.c. The profile gains
+ * cofferd.json, cofferd-ca.pem and the session token cofferd.token
+ * (mode 0600), written by coffer login.
+ */
+struct cf_cofferd_client;
+/* A client for the profile's cofferd with the session token. Prints the failure. */
+int cli_cofferd_connect(struct cf_cofferd_client **out);
+/* Prints "coffer: what: <cofferd's refusal or the transport error>"; returns CLI_FAIL. */
+int cli_cofferd_fail(const char *what, const struct cf_cofferd_client *c, cf_err rc);
+/* cf_cofferd_call printing the failure as what; reply may be NULL. */
+int cli_cofferd_call(struct cf_cofferd_client *c, const char *what, const char *method,
+		     const char *path, const struct json_t *body, struct json_t **reply);
+/* A usage error unless s is an id with this prefix (docs/api.md: PREFIX-16 hex). */
+int cli_check_id(const char *cmd, const char *s, const char *prefix);
+/* The "items" array of a list answer, or a failure printed as what. */
+int cli_items(const char *what, const struct json_t *reply, const struct json_t **items);
+/* A member of a cofferd answer for printing: the string, or "-" if absent or not one. */
+const char *cli_str(const struct json_t *obj, const char *key);
+/* Unix seconds as "2024-05-01 12:00:00 UTC" (UTC), "-" for 0 or out of range. */
+void cli_time(long long t, char *out, size_t cap);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * coffer audit verify: check an audit log written by coffer-kms or
  * cofferd (docs/audit.md) against the public key that signed it, and
- * name the first bad line.
+ * name the first bad line. coffer audit fetch: download cofferd's log.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +17,34 @@
 
 #include "cli.h"
 #include "coffer/audit.h"
+#include "coffer/cofferd_client.h"
 #include "coffer/enc.h"
 #include "coffer/io.h"
+#include "coffer/json.h"
 
 #define KEY_FILE_MAX (64u * 1024)
 
+/* Bounds a fetched log; a real one is far smaller. */
+#define AUDIT_FETCH_MAX (64ull << 30)
+
 static const char audit_usage[] =
+	"usage: coffer audit COMMAND [OPTIONS]\n\n"
+	"commands:\n"
+	"  verify  verify a hash-chained, signed audit log\n"
+	"  fetch   download cofferd's audit log (admin, auditor)\n";
+
+static const char fetch_usage[] =
+	"usage: coffer audit fetch -o FILE [--force]\n\n"
+	"Downloads cofferd's audit log (GET /v1/audit, JSON lines), streaming, into\n"
+	"FILE (mode 0600; it appears only when the whole log has arrived), and prints\n"
+	"the key cofferd says signs it (GET /v1/audit/key). Check the log with coffer\n"
+	"audit verify FILE --key KEY, with a key obtained elsewhere than from cofferd\n"
+	"itself if cofferd is not to vouch for its own log.\n\n"
+	"  -o, --output FILE  where the log goes (never over an existing file unless\n"
+	"                     --force)\n"
+	"  --force            replace FILE if it exists\n";
+
+static const char verify_usage[] =
 	"usage: coffer audit verify FILE (--key KEY | --key-file KEYFILE) [--json]\n\n"
 	"Verifies an audit log of coffer-kms or cofferd: every line a well-formed\n"
 	"entry, seq counting from 1 without gaps, each prev the hash of the entry\n"
@@ -192,28 +215,87 @@ static int audit_verify(int argc, char **argv)
 	return CLI_OK;
 }
 
+static int audit_fetch(int argc, char **argv)
+{
+	enum { O_FORCE = 256 };
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out_path = NULL;
+	bool force = false;
+	int c;
+	while ((c = cli_getopt(argc, argv, "o:", opts)) != -1) {
+		switch (c) {
+		case 'o': out_path = optarg; break;
+		case O_FORCE: force = true; break;
+		default: return cli_bad_option("audit fetch", c, argv);
+		}
+	}
+	if (optind != argc)
+		return cli_usage("audit fetch", "unexpected argument '%s'", argv[optind]);
+	if (!out_path)
+		return cli_usage("audit fetch", "give the file to write with -o FILE");
+	if (!force && access(out_path, F_OK) == 0)
+		return cli_fail("fetching the audit log failed", "%s exists (add --force to replace "
+								 "it)", out_path);
+	static const char what[] = "fetching the audit log failed";
+	cf_cofferd_client *cc = NULL;
+	json_t *key = NULL;
+	cf_outfile of;
+	bool of_open = false;
+	uint64_t size = 0;
+	cli_progress prog;
+	int status = cli_cofferd_connect(&cc);
+	if (status != CLI_OK)
+		return status;
+	status = CLI_FAIL;
+	cf_err rc = cf_outfile_open(&of, out_path, 0600);
+	if (rc != CF_OK) {
+		cli_fail(what, "%s: %s", out_path, strerror(errno));
+		goto out;
+	}
+	of_open = true;
+	cli_progress_start(&prog, "fetching", 0);
+	rc = cf_cofferd_download(cc, "/v1/audit", cf_outfile_writer(&of), NULL, AUDIT_FETCH_MAX,
+				 cli_progress_update, &prog, &size, NULL);
+	cli_progress_end(&prog);
+	if (rc != CF_OK) {
+		if (cf_cofferd_client_error(cc)->message[0])
+			cli_cofferd_fail(what, cc, rc);
+		else
+			cli_fail(what, "%s: %s", out_path, strerror(errno));
+		goto out;
+	}
+	of_open = false;
+	if ((rc = cf_outfile_commit(&of)) != CF_OK) {
+		cli_fail(what, "%s: %s", out_path, strerror(errno));
+		goto out;
+	}
+	printf("wrote %s (%llu bytes)\n", out_path, (unsigned long long)size);
+	if (cf_cofferd_call(cc, "GET", "/v1/audit/key", NULL, &key) == CF_OK) {
+		const char *pub = NULL;
+		if (cf_json_get_string(key, "pub", &pub) == CF_OK) {
+			printf("cofferd says the log is signed by ");
+			cli_put_safe(stdout, pub, 0);
+			printf("\ncheck it: coffer audit verify %s --key KEY\n", out_path);
+		}
+	}
+	status = CLI_OK;
+out:
+	if (of_open)
+		cf_outfile_abort(&of);
+	json_decref(key);
+	cf_cofferd_client_free(cc);
+	return status;
+}
+
 int cmd_audit(int argc, char **argv)
 {
-	if (argc < 2) {
-		fputs(audit_usage, stderr);
-		return CLI_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(audit_usage, stdout);
-		return CLI_OK;
-	}
-	if (strcmp(argv[1], "verify") == 0) {
-		for (int i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--") == 0)
-				break;
-			if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-				fputs(audit_usage, stdout);
-				return CLI_OK;
-			}
-		}
-		return audit_verify(argc - 1, argv + 1);
-	}
-	fprintf(stderr, "coffer: unknown audit command '%s' (see 'coffer audit --help')\n", argv[1]);
-	return CLI_USAGE;
+	static const struct cli_sub subs[] = {
+		{ "verify", audit_verify, verify_usage },
+		{ "fetch", audit_fetch, fetch_usage },
+	};
+	return cli_dispatch("audit", audit_usage, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "coffer/age.h"
+#include "coffer/cofferd_client.h"
 #include "coffer/enc.h"
 #include "coffer/io.h"
 #include "coffer/json.h"
@@ -32,6 +33,10 @@ static const char org_usage[] =
 	"  keygen    make the organisation's signing key and age identity\n"
 	"  register  register with the KMS using an enrollment token from the admin\n"
 	"  show      print the organisation of this profile\n\n"
+	"cofferd (after coffer login):\n"
+	"  create    create an organisation in cofferd (admin)\n"
+	"  list      list cofferd's organisations and their public keys\n"
+	"  publish   send this profile's public keys to cofferd (org-admin)\n\n"
 	"The keys live in the profile, $COFFER_HOME (default ~/.config/coffer).\n";
 
 static const char keygen_usage[] =
@@ -58,6 +63,29 @@ static const char show_usage[] =
 	"usage: coffer org show [--json]\n\n"
 	"Prints this profile's organisation: name, signing public key, age recipient,\n"
 	"and the KMS it is pinned to. Checks that org.key matches org.json.\n";
+
+static const char create_usage[] =
+	"usage: coffer org create NAME [--from FILE] [--json]\n\n"
+	"Creates organisation NAME in cofferd (POST /v1/orgs; the admin's role). Its\n"
+	"public keys go along when known: sign_pub, which cofferd uses to catch a bad\n"
+	"approval early, and age_recipient, which outputs are encrypted to. They come\n"
+	"from FILE, or else from this profile if it holds the keys of an organisation\n"
+	"of that name (coffer org keygen). Prints the organisation's id.\n\n"
+	"  --from FILE  the organisation's public keys as coffer org keygen printed\n"
+	"               them ({\"org\", \"sign_pub\", \"age_recipient\"}, the file given\n"
+	"               to coffer admin enroll-token); \"org\" must be NAME\n"
+	"  --json       print cofferd's answer {\"id\", \"name\"}\n";
+
+static const char list_usage[] =
+	"usage: coffer org list [--json]\n\n"
+	"Lists cofferd's organisations with the public keys it holds for them\n"
+	"(GET /v1/orgs). cofferd is not trusted with these: the KMS keeps the keys\n"
+	"that count (coffer org register).\n";
+
+static const char publish_usage[] =
+	"usage: coffer org publish [--json]\n\n"
+	"Sends this profile's organisation's public keys (org.json: sign_pub and\n"
+	"age_recipient) to cofferd (PUT /v1/orgs/NAME/keys; org-admin of NAME).\n";
 
 /* --- shared helpers (cli.h) --- */
 
@@ -560,12 +588,223 @@ out:
 	return status;
 }
 
+/* --- cofferd: org create, list, publish --- */
+
+/* --json as the only option and npos arguments. */
+static int json_flag(const char *cmd, int argc, char **argv, int npos, const char *expected,
+		     bool *json)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	*json = false;
+	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
+		if (c != 'j')
+			return cli_bad_option(cmd, c, argv);
+		*json = true;
+	}
+	if (argc - optind != npos)
+		return npos ? cli_usage(cmd, "expected %s", expected)
+			    : cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	return CLI_OK;
+}
+
+/* This profile's organisation's public keys, if org.json names org (NULL keys otherwise). */
+static void profile_pubs(const char *org, char *sign_pub, size_t sp_cap, char *rcpt, size_t r_cap)
+{
+	char dir[4096], path[4200];
+	json_t *j = NULL;
+	const char *name, *pub, *r;
+	sign_pub[0] = rcpt[0] = '\0';
+	if (cf_profile_dir(dir, sizeof(dir)) != CF_OK)
+		return;
+	snprintf(path, sizeof(path), "%s/org.json", dir);
+	if (read_json(path, &j) == CF_OK && cf_json_get_string(j, "org", &name) == CF_OK &&
+	    strcmp(name, org) == 0 && cf_json_get_string(j, "sign_pub", &pub) == CF_OK &&
+	    cf_json_get_string(j, "age_recipient", &r) == CF_OK) {
+		snprintf(sign_pub, sp_cap, "%s", pub);
+		snprintf(rcpt, r_cap, "%s", r);
+	}
+	json_decref(j);
+}
+
+/* The public keys in a coffer org keygen output, which must name org. */
+static int file_pubs(const char *path, const char *org, char *sign_pub, size_t sp_cap, char *rcpt,
+		     size_t r_cap)
+{
+	json_t *j = NULL;
+	const char *name, *pub, *r;
+	uint8_t raw[32];
+	int status = CLI_FAIL;
+	cf_err rc = read_json(path, &j);
+	if (rc != CF_OK) {
+		cli_fail("reading the public keys failed", "%s: %s", path,
+			 rc == CF_ERR_NOT_FOUND || rc == CF_ERR_IO ? strerror(errno) : "not JSON");
+	} else if (cf_json_get_string(j, "org", &name) != CF_OK ||
+		   cf_json_get_string(j, "sign_pub", &pub) != CF_OK ||
+		   cf_json_get_string(j, "age_recipient", &r) != CF_OK) {
+		cli_fail("reading the public keys failed",
+			 "%s: not {\"org\", \"sign_pub\", \"age_recipient\"}", path);
+	} else if (strcmp(name, org) != 0) {
+		cli_fail("reading the public keys failed", "%s is for organisation %.64s, not %s",
+			 path, name, org);
+	} else if (strlen(pub) != CF_KMS_PUB_B64_LEN || strlen(r) >= r_cap ||
+		   cf_age_recipient_parse(r, raw) != CF_OK) {
+		cli_fail("reading the public keys failed", "%s: malformed sign_pub or age_recipient",
+			 path);
+	} else {
+		snprintf(sign_pub, sp_cap, "%s", pub);
+		snprintf(rcpt, r_cap, "%s", r);
+		status = CLI_OK;
+	}
+	json_decref(j);
+	return status;
+}
+
+static int org_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *from = NULL;
+	bool json = false;
+	int c;
+	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
+		switch (c) {
+		case 'f': from = optarg; break;
+		case 'j': json = true; break;
+		default: return cli_bad_option("org create", c, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage("org create", "expected the organisation's NAME");
+	const char *name = argv[optind];
+	if (!cf_kms_valid_name(name))
+		return cli_usage("org create", "an organisation name is 1 to 64 characters of [a-z0-9-]");
+	char sign_pub[64], rcpt[128];
+	cf_cofferd_client *cc = NULL;
+	json_t *body = NULL, *reply = NULL;
+	int status;
+	if (from) {
+		if ((status = file_pubs(from, name, sign_pub, sizeof(sign_pub), rcpt, sizeof(rcpt))) !=
+		    CLI_OK)
+			return status;
+	} else {
+		profile_pubs(name, sign_pub, sizeof(sign_pub), rcpt, sizeof(rcpt));
+	}
+	body = json_pack("{s:s}", "name", name);
+	if (!body || (sign_pub[0] && (json_object_set_new(body, "sign_pub", json_string(sign_pub)) ||
+				      json_object_set_new(body, "age_recipient", json_string(rcpt))))) {
+		status = cli_fail("creating the organisation failed", "out of memory");
+		goto out;
+	}
+	if ((status = cli_cofferd_connect(&cc)) != CLI_OK)
+		goto out;
+	if ((status = cli_cofferd_call(cc, "creating the organisation failed", "POST", "/v1/orgs",
+				       body, &reply)) != CLI_OK)
+		goto out;
+	if (json) {
+		status = cli_print_json(reply);
+	} else {
+		printf("organisation %s (", name);
+		cli_put_safe(stdout, cli_str(reply, "id"), 0);
+		printf(")%s\n", !sign_pub[0] ? ""
+				 : from     ? " with the public keys in the file"
+					    : " with this profile's public keys");
+	}
+out:
+	json_decref(reply);
+	json_decref(body);
+	cf_cofferd_client_free(cc);
+	return status;
+}
+
+static int org_list(int argc, char **argv)
+{
+	bool json;
+	int status = json_flag("org list", argc, argv, 0, NULL, &json);
+	if (status != CLI_OK)
+		return status;
+	cf_cofferd_client *cc = NULL;
+	json_t *reply = NULL;
+	const json_t *items, *o;
+	size_t i;
+	if ((status = cli_cofferd_connect(&cc)) != CLI_OK)
+		return status;
+	if ((status = cli_cofferd_call(cc, "listing the organisations failed", "GET", "/v1/orgs",
+				       NULL, &reply)) != CLI_OK ||
+	    (status = cli_items("listing the organisations failed", reply, &items)) != CLI_OK)
+		goto out;
+	if (json) {
+		status = cli_print_json(reply);
+		goto out;
+	}
+	printf("%-22s %-20s %-45s %s\n", "ID", "NAME", "SIGN_PUB", "AGE_RECIPIENT");
+	json_array_foreach(items, i, o) {
+		cli_put_safe(stdout, cli_str(o, "id"), 22);
+		putchar(' ');
+		cli_put_safe(stdout, cli_str(o, "name"), 20);
+		putchar(' ');
+		cli_put_safe(stdout, cli_str(o, "sign_pub"), 45);
+		putchar(' ');
+		cli_put_safe(stdout, cli_str(o, "age_recipient"), 0);
+		putchar('\n');
+	}
+out:
+	json_decref(reply);
+	cf_cofferd_client_free(cc);
+	return status;
+}
+
+static int org_publish(int argc, char **argv)
+{
+	bool json;
+	int status = json_flag("org publish", argc, argv, 0, NULL, &json);
+	if (status != CLI_OK)
+		return status;
+	cli_org org;
+	cf_cofferd_client *cc = NULL;
+	json_t *body = NULL, *reply = NULL;
+	char path[128];
+	if ((status = cli_org_load(&org)) != CLI_OK)
+		return status;
+	snprintf(path, sizeof(path), "/v1/orgs/%s/keys", org.name);
+	body = json_pack("{s:s, s:s}", "sign_pub", org.sign_pub, "age_recipient", org.age_recipient);
+	if (!body) {
+		status = cli_fail("publishing the keys failed", "out of memory");
+		goto out;
+	}
+	if ((status = cli_cofferd_connect(&cc)) != CLI_OK)
+		goto out;
+	if ((status = cli_cofferd_call(cc, "publishing the keys failed", "PUT", path, body,
+				       &reply)) != CLI_OK)
+		goto out;
+	if (json)
+		status = cli_print_json(reply);
+	else
+		printf("published the public keys of organisation %s to %s\n", org.name,
+		       cf_cofferd_client_url(cc));
+out:
+	json_decref(reply);
+	json_decref(body);
+	cf_cofferd_client_free(cc);
+	cli_org_wipe(&org);
+	return status;
+}
+
 int cmd_org(int argc, char **argv)
 {
 	static const struct cli_sub subs[] = {
 		{ "keygen", org_keygen, keygen_usage },
 		{ "register", org_register, register_usage },
 		{ "show", org_show, show_usage },
+		{ "create", org_create, create_usage },
+		{ "list", org_list, list_usage },
+		{ "publish", org_publish, publish_usage },
 	};
 	return cli_dispatch("org", org_usage, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

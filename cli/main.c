@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "coffer/cofferd_client.h"
 #include "coffer/enc.h"
 
 static const struct cli_command commands[] = {
@@ -19,12 +20,17 @@ static const struct cli_command commands[] = {
 	{ "age", cmd_age, "encrypt and decrypt files in the age format" },
 	{ "attest", cmd_attest, "verify a service's attested CA over TLS and pin it" },
 	{ "audit", cmd_audit, "verify a hash-chained, signed audit log" },
-	{ "dataset", cmd_dataset, "register encrypted datasets with the KMS" },
+	{ "dataset", cmd_dataset, "push encrypted datasets to cofferd, register them with the KMS" },
 	{ "evidence", cmd_evidence, "verify attestation evidence (soft, sgx, tdx, snp, csv)" },
+	{ "instance", cmd_instance, "TEE instances that cofferd runs tasks in" },
 	{ "key", cmd_key, "create, import, rotate and retire dataset keys in the KMS" },
-	{ "org", cmd_org, "an organisation's keys and its registration with the KMS" },
-	{ "task", cmd_task, "task digests and approvals" },
+	{ "login", cmd_login, "log in to cofferd and keep the session in the profile" },
+	{ "logout", cmd_logout, "end the cofferd session of this profile" },
+	{ "org", cmd_org, "an organisation's keys, its KMS registration, cofferd's orgs" },
+	{ "task", cmd_task, "create, review, approve and run tasks; fetch their results" },
 	{ "tee", cmd_tee, "verify a soft TEE report" },
+	{ "user", cmd_user, "cofferd's users and their roles" },
+	{ "whoami", cmd_whoami, "the cofferd user this profile is logged in as" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -119,6 +125,11 @@ static cf_err tty_read_line(int fd, const char *prompt, cf_buf *out)
 
 cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out)
 {
+	return cli_secret(file, "Enter passphrase: ", confirm ? "Confirm passphrase: " : NULL, out);
+}
+
+cf_err cli_secret(const char *file, const char *prompt, const char *confirm_prompt, cf_buf *out)
+{
 	cf_err rc;
 	if (file) {
 		cf_buf raw;
@@ -137,11 +148,11 @@ cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out)
 		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			return CF_ERR_IO;
-		rc = tty_read_line(fd, "Enter passphrase: ", out);
-		if (rc == CF_OK && confirm) {
+		rc = tty_read_line(fd, prompt, out);
+		if (rc == CF_OK && confirm_prompt) {
 			cf_buf again;
 			cf_buf_init(&again, out->max, true);
-			rc = tty_read_line(fd, "Confirm passphrase: ", &again);
+			rc = tty_read_line(fd, confirm_prompt, &again);
 			if (rc == CF_OK &&
 			    (again.len != out->len || !cf_ct_equal(again.data, out->data, out->len)))
 				rc = CF_ERR_AUTH;
@@ -152,6 +163,77 @@ cf_err cli_passphrase(const char *file, bool confirm, cf_buf *out)
 	if (rc == CF_OK && out->len == 0)
 		rc = CF_ERR_ARG;
 	return rc;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total)
+{
+	memset(p, 0, sizeof(*p));
+	p->on = isatty(STDERR_FILENO);
+	p->label = label;
+	p->total = total;
+	p->last = -1;
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+}
+
+static void progress_draw(cli_progress *p, double t)
+{
+	char done[32], total[32], rate[32];
+	cf_cofferd_format_size(p->done, done, sizeof(done));
+	cf_cofferd_format_size(t > 0 ? (uint64_t)((double)p->done / t) : 0, rate, sizeof(rate));
+	if (p->total) {
+		cf_cofferd_format_size(p->total, total, sizeof(total));
+		unsigned pct = (unsigned)(p->done >= p->total ? 100 : p->done * 100 / p->total);
+		fprintf(stderr, "\r%-10s %10s / %-10s %3u%%  %10s/s   ", p->label, done, total, pct,
+			rate);
+	} else {
+		fprintf(stderr, "\r%-10s %10s  %10s/s   ", p->label, done, rate);
+	}
+	fflush(stderr);
+	p->drawn = true;
+	p->last = t;
+}
+
+void cli_progress_update(void *arg, uint64_t done, uint64_t total)
+{
+	cli_progress *p = arg;
+	if (!p->on)
+		return;
+	p->done = done;
+	if (total)
+		p->total = total;
+	double t = seconds_since(&p->start);
+	if (p->last >= 0 && t - p->last < 0.1)
+		return;
+	progress_draw(p, t);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+	if (!p->on || !p->drawn)
+		return;
+	progress_draw(p, seconds_since(&p->start));
+	fputc('\n', stderr);
+	p->drawn = false;
+}
+
+void cli_put_safe(FILE *f, const char *s, int width)
+{
+	int n = 0;
+	for (const unsigned char *p = (const unsigned char *)(s ? s : "?"); *p; p++) {
+		if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+			n += fprintf(f, "\\x%02x", *p);
+		else
+			n += fputc(*p, f) == EOF ? 0 : 1;
+	}
+	for (; n < width; n++)
+		fputc(' ', f);
 }
 
 static void usage(FILE *f)

@@ -26,12 +26,13 @@
 #include "coffer/enc.h"
 #include "coffer/io.h"
 #include "coffer/json.h"
+#include "https.h"
 
 #define SIGKEY_FILE_MAX 4096u
 #define CA_FILE_MAX (256u * 1024)
 #define PROFILE_FILE_MAX (64u * 1024)
 #define MAX_EVIDENCE (256u * 1024)
-#define MAX_URL 2048u
+#define MAX_URL CF_HTTPS_MAX_URL
 
 bool cf_kms_valid_name(const char *s)
 {
@@ -495,14 +496,6 @@ struct cf_kms_client {
 	cf_kms_error err;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
-
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static void client_error(cf_kms_client *c, long status, const char *check, const char *fmt, ...)
 	CF_PRINTF(4, 5);
 static void client_error(cf_kms_client *c, long status, const char *check, const char *fmt, ...)
@@ -535,37 +528,16 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* "https://HOST[:PORT]" with no path, query, user info or odd bytes. */
-static cf_err check_url(const char *url, size_t *keep)
-{
-	size_t len = strlen(url);
-	if (len < 9 || len > MAX_URL || strncmp(url, "https://", 8) != 0)
-		return CF_ERR_ARG;
-	while (len > 8 && url[len - 1] == '/')
-		len--;
-	for (size_t i = 8; i < len; i++) {
-		unsigned char ch = (unsigned char)url[i];
-		if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '?' || ch == '#' || ch == '@' ||
-		    ch == '\\')
-			return CF_ERR_ARG;
-	}
-	if (len == 8)
-		return CF_ERR_ARG;
-	*keep = len;
-	return CF_OK;
-}
-
 cf_err cf_kms_client_open_pem(const char *url, const void *ca_pem, size_t len, cf_kms_client **out)
 {
 	size_t keep = 0;
 	cf_err rc;
 	if (!url || !ca_pem || len == 0 || len > CA_FILE_MAX)
 		return CF_ERR_ARG;
-	if ((rc = check_url(url, &keep)) != CF_OK)
+	if ((rc = cf_https_check_url(url, &keep)) != CF_OK)
 		return rc;
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return CF_ERR_IO;
+	if ((rc = cf_https_global_init()) != CF_OK)
+		return rc;
 	cf_kms_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return CF_ERR_NOMEM;
@@ -582,26 +554,12 @@ cf_err cf_kms_client_open_pem(const char *url, const void *ca_pem, size_t len, c
 
 	struct curl_blob blob = { .data = c->ca_pem, .len = c->ca_len, .flags = CURL_BLOB_NOCOPY };
 	CURL *h = c->curl;
-	CURLcode e = CURLE_OK;
-	/* Only the pinned CA: no file bundle, no CA directory, no system store. */
-	if (!e) e = curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_SSLVERSION,
-				    (long)(CURL_SSLVERSION_TLSv1_3 | CURL_SSLVERSION_MAX_DEFAULT));
-	if (!e) e = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	if (!e) e = curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	if (!e) e = curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 15L);
+	/* The pinned CA and the protocol policy shared with every client (https.h). */
+	CURLcode e = cf_https_pin(h, &blob, c->curl_error);
 	if (!e) e = curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
 	if (!e) e = curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CF_KMS_MAX_REPLY);
 	if (!e) e = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	if (!e) e = curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_error);
-	if (!e) e = curl_easy_setopt(h, CURLOPT_USERAGENT, "coffer/" COFFER_VERSION);
 	if (e) {
 		rc = e == CURLE_OUT_OF_MEMORY ? CF_ERR_NOMEM : CF_ERR_UNSUPPORTED;
 		goto out;

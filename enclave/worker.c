@@ -1,0 +1,277 @@
+#define CF_LOG_MODULE "worker"
+
+#include "worker.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coffer/age.h"
+#include "coffer/log.h"
+#include "output.h"
+#include "policy.h"
+#include "sql.h"
+
+static cf_err fail(char *why, size_t whylen, cf_err rc, const char *fmt, ...) CF_PRINTF(4, 5);
+static cf_err fail(char *why, size_t whylen, cf_err rc, const char *fmt, ...)
+{
+	if (why && whylen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static const cf_kms_input *released_key(const cf_kms_release_result *rel, const cf_job_input *in)
+{
+	for (size_t i = 0; i < rel->ninputs; i++) {
+		if (strcmp(rel->inputs[i].table, in->table) == 0 &&
+		    strcmp(rel->inputs[i].dataset, in->dataset) == 0)
+			return &rel->inputs[i];
+	}
+	return NULL;
+}
+
+/* Decrypts one input into its table. */
+static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_release_result *rel,
+			 const cf_worker_io *io, const cf_csv_limits *limits, cf_csv_table *info,
+			 char *why, size_t whylen)
+{
+	cf_csv_load *l = NULL;
+	cf_reader rd;
+	bool opened = false;
+	struct timespec t0;
+	cf_err rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const cf_kms_input *key = released_key(rel, in);
+	if (!key) {
+		rc = fail(why, whylen, CF_ERR_AUTH, "the KMS released no key for input %s", in->table);
+		goto out;
+	}
+	if ((rc = cf_csv_load_new(cf_sql_db(db), in->table, limits, &l)) != CF_OK) {
+		fail(why, whylen, rc, "input %s: cannot start loading: %s", in->table, cf_strerror(rc));
+		goto out;
+	}
+	if ((rc = io->input_open(io->arg, in, &rd)) != CF_OK) {
+		fail(why, whylen, rc, "input %s: cannot fetch its ciphertext: %s", in->table,
+		     cf_strerror(rc));
+		goto out;
+	}
+	opened = true;
+	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256, rd,
+					  cf_csv_load_writer(l));
+	if (rc == CF_OK)
+		rc = cf_csv_load_finish(l, info);
+	if (rc != CF_OK) {
+		if (cf_csv_load_error(l)[0])
+			fail(why, whylen, rc, "input %s: %s", in->table, cf_csv_load_error(l));
+		else if (rc == CF_ERR_AUTH)
+			fail(why, whylen, rc, "input %s: its header is not the one the KMS registered "
+			     "(a swapped or altered file)", in->table);
+		else
+			fail(why, whylen, rc, "input %s: the ciphertext does not decrypt: %s", in->table,
+			     cf_strerror(rc));
+		goto out;
+	}
+	size_t counts[4] = { 0 };
+	for (size_t c = 0; c < info->ncolumns; c++)
+		counts[info->types[c]]++;
+	log_info("input %s: %llu rows, %zu columns (%zu integer, %zu real, %zu text) in %.2f s",
+		 in->table, (unsigned long long)info->rows, info->ncolumns, counts[CF_CSV_INTEGER],
+		 counts[CF_CSV_REAL], counts[CF_CSV_TEXT], seconds_since(&t0));
+out:
+	if (opened && io->input_close)
+		io->input_close(io->arg, in);
+	cf_csv_load_free(l);
+	return rc;
+}
+
+/* Runs one output's query under the fence and the policy into csv. */
+static cf_err run_output(cf_sql *db, const cf_job *job, const cf_job_output *o,
+			 const cf_policy_table *tables, size_t ntables, cf_buf *csv, size_t *total,
+			 cf_worker_stats *stats, char *why, size_t whylen)
+{
+	cf_policy_plan plan;
+	sqlite3_stmt *st = NULL;
+	char msg[320];
+	uint64_t rows = 0;
+	bool row = false, keep = true;
+	struct timespec t0;
+	cf_err rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(&plan, 0, sizeof(plan));
+	cf_buf_init(csv, CF_WORKER_MAX_RESULT_BYTES - *total, true);
+	if ((rc = cf_policy_plan_make(&job->policy, o->query, tables, ntables, &plan, msg,
+				      sizeof(msg))) != CF_OK) {
+		fail(why, whylen, rc, "output %s: %s", o->name, msg[0] ? msg : cf_strerror(rc));
+		goto out;
+	}
+	if ((rc = cf_sql_prepare(db, plan.query, &st, msg, sizeof(msg))) != CF_OK ||
+	    (rc = cf_policy_bind(&plan, st, msg, sizeof(msg))) != CF_OK) {
+		fail(why, whylen, rc, "output %s: %s", o->name, msg[0] ? msg : cf_strerror(rc));
+		goto out;
+	}
+	if ((rc = cf_output_csv_header(csv, st, plan.visible)) != CF_OK)
+		goto too_big;
+	for (;;) {
+		if ((rc = cf_sql_step(db, st, &row, msg, sizeof(msg))) != CF_OK) {
+			fail(why, whylen, rc, "output %s: %s", o->name, msg);
+			goto out;
+		}
+		if (!row)
+			break;
+		if ((rc = cf_policy_row(&plan, st, &keep, msg, sizeof(msg))) != CF_OK) {
+			fail(why, whylen, rc, "output %s: %s", o->name, msg);
+			goto out;
+		}
+		if (!keep)
+			continue;
+		if (++rows > job->max_result_rows) {
+			rc = fail(why, whylen, CF_ERR_LIMIT, "output %s: the result has more than %llu "
+				  "rows (policy.max_result_rows)", o->name,
+				  (unsigned long long)job->max_result_rows);
+			goto out;
+		}
+		if ((rc = cf_output_csv_row(csv, st, plan.visible)) != CF_OK)
+			goto too_big;
+	}
+	*total += csv->len;
+	stats->output_rows += rows;
+	log_info("output %s: computed in %.2f s%s", o->name, seconds_since(&t0),
+		 plan.active ? " under the output policy" : "");
+	goto out;
+too_big:
+	fail(why, whylen, rc, "output %s: %s", o->name,
+	     rc == CF_ERR_TOO_BIG ? "the outputs are larger than 256 MiB together"
+				  : cf_strerror(rc));
+out:
+	sqlite3_finalize(st);
+	cf_policy_plan_free(&plan);
+	return rc;
+}
+
+cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const cf_worker_io *io,
+		     const cf_csv_limits *limits, cf_worker_stats *stats, char *why, size_t whylen)
+{
+	cf_sql *db = NULL;
+	cf_csv_table *tables = NULL;
+	cf_policy_table *ptables = NULL;
+	cf_buf *csv = NULL;
+	cf_age_recipient *rcpts = NULL;
+	size_t nrcpts = 0, total = 0;
+	cf_worker_stats local;
+	char msg[256];
+	cf_err rc;
+	if (why && whylen)
+		why[0] = '\0';
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	if (!job || !rel || !io || !io->input_open || !io->output_open || !io->output_commit ||
+	    !rel->recipients)
+		return CF_ERR_ARG;
+	tables = calloc(job->ninputs, sizeof(*tables));
+	ptables = calloc(job->ninputs, sizeof(*ptables));
+	csv = calloc(job->noutputs, sizeof(*csv));
+	if (!tables || !ptables || !csv) {
+		rc = CF_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t o = 0; o < job->noutputs; o++)
+		cf_buf_init(&csv[o], 0, true);
+
+	/* Every output must have its recipients in the KMS's statement: fail before any work. */
+	for (size_t o = 0; o < job->noutputs; o++) {
+		rc = cf_output_recipients(rel->recipients, job->outputs[o].name, &rcpts, &nrcpts, msg,
+					  sizeof(msg));
+		free(rcpts);
+		rcpts = NULL;
+		if (rc != CF_OK) {
+			fail(why, whylen, CF_ERR_AUTH, "%s", msg);
+			rc = CF_ERR_AUTH;
+			goto out;
+		}
+	}
+
+	if ((rc = cf_sql_open(&db)) != CF_OK) {
+		fail(why, whylen, rc, "the database does not open: %s", cf_strerror(rc));
+		goto out;
+	}
+	for (size_t i = 0; i < job->ninputs; i++) {
+		if ((rc = load_input(db, &job->inputs[i], rel, io, limits, &tables[i], why, whylen)) !=
+		    CF_OK)
+			goto out;
+		stats->input_rows += tables[i].rows;
+		ptables[i] = (cf_policy_table){ tables[i].name, tables[i].columns, tables[i].ncolumns };
+		if ((rc = cf_sql_allow_table(db, job->inputs[i].table)) != CF_OK)
+			goto out;
+	}
+	if ((rc = cf_sql_arm(db, job->time_budget_seconds)) != CF_OK) {
+		fail(why, whylen, rc, "the fence does not arm: %s", cf_strerror(rc));
+		goto out;
+	}
+
+	/* Every result before any ciphertext leaves: a refused output releases nothing. */
+	for (size_t o = 0; o < job->noutputs; o++) {
+		if ((rc = run_output(db, job, &job->outputs[o], ptables, job->ninputs, &csv[o], &total,
+				     stats, why, whylen)) != CF_OK)
+			goto out;
+	}
+	cf_sql_close(db);
+	db = NULL;
+
+	for (size_t o = 0; o < job->noutputs; o++) {
+		const char *name = job->outputs[o].name;
+		cf_writer w;
+		if ((rc = cf_output_recipients(rel->recipients, name, &rcpts, &nrcpts, msg,
+					       sizeof(msg))) != CF_OK) {
+			fail(why, whylen, rc, "%s", msg);
+			goto out;
+		}
+		if ((rc = io->output_open(io->arg, name, &w)) != CF_OK) {
+			fail(why, whylen, rc, "output %s: cannot start the upload: %s", name,
+			     cf_strerror(rc));
+			goto out;
+		}
+		rc = cf_output_encrypt(rcpts, nrcpts, &csv[o], w);
+		if (rc == CF_OK)
+			rc = io->output_commit(io->arg, name);
+		if (rc != CF_OK) {
+			if (io->output_abort)
+				io->output_abort(io->arg, name);
+			fail(why, whylen, rc, "output %s: encrypting or uploading failed: %s", name,
+			     cf_strerror(rc));
+			goto out;
+		}
+		/* Wipe each result as soon as it is sealed. */
+		cf_buf_free(&csv[o]);
+		free(rcpts);
+		rcpts = NULL;
+		stats->outputs++;
+		log_info("output %s: encrypted to %zu recipient%s and committed", name, nrcpts,
+			 nrcpts == 1 ? "" : "s");
+	}
+	rc = CF_OK;
+out:
+	free(rcpts);
+	cf_sql_close(db);
+	for (size_t o = 0; csv && o < job->noutputs; o++)
+		cf_buf_free(&csv[o]);
+	free(csv);
+	for (size_t i = 0; tables && i < job->ninputs; i++)
+		cf_csv_table_free(&tables[i]);
+	free(tables);
+	free(ptables);
+	return rc;
+}
