@@ -7,7 +7,7 @@ set -eu
 PACKAGES="
 meson ninja-build pkg-config clang llvm libclang-rt-14-dev
 libssl-dev libjansson-dev libcmocka-dev zlib1g-dev libsqlite3-dev
-age openssl curl
+age openssl curl sqlite3
 libmimalloc-dev libseccomp-dev libevent-dev libcurl4-openssl-dev libargon2-dev
 redis-server redis-tools gdb
 "
