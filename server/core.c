@@ -156,10 +156,13 @@ static cf_err read_pem(const char *path, char **out)
 			break;
 	}
 	close(fd);
-	if (rc == CF_OK && (memchr(b.data, 0, b.len) || !strstr((char *)b.data, "-----BEGIN")))
-		rc = CF_ERR_PARSE;
-	if (rc == CF_OK)
+	/* Terminated before strstr, which reads up to the NUL. */
+	if (rc == CF_OK && (b.len == 0 || !memchr(b.data, 0, b.len)))
 		rc = cf_buf_terminate(&b);
+	else if (rc == CF_OK)
+		rc = CF_ERR_PARSE;
+	if (rc == CF_OK && !strstr((char *)b.data, "-----BEGIN"))
+		rc = CF_ERR_PARSE;
 	if (rc != CF_OK) {
 		log_error("%s: not a PEM file of at most 64 KiB (%s)", path, cf_strerror(rc));
 		cf_buf_free(&b);
