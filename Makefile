@@ -4,7 +4,7 @@ BUILD      ?= build
 TEST_BUILD ?= build-test
 FUZZ_SECONDS ?= 60
 MESON_SETUP = meson setup --wipe
-.PHONY: all deps build test start bench fuzz clean
+.PHONY: all deps build test start demo bench fuzz clean
 
 all: build
 
@@ -26,8 +26,13 @@ $(TEST_BUILD)/build.ninja: | deps
 test: deps $(TEST_BUILD)/build.ninja
 	@./scripts/run-tests.sh $(TEST_BUILD)
 
+# Runs the platform in the foreground until Ctrl-C (scripts/start.sh).
 start: build
 	@./scripts/start.sh $(BUILD)
+
+# The two-party example of docs/quickstart.md against a running `make start`.
+demo: build
+	@./scripts/demo.sh $(BUILD)
 
 bench: build
 	@./bench/run.sh $(BUILD)
