@@ -5,6 +5,8 @@
 # logged in under $tmp/adm. platform_down stops both servers.
 # Needs $tmp and $bin; sets $kms_url, $cofferd_url, $ca, $launch, $coffer,
 # $enclave, $kms_pid, $cofferd_pid, $state (cofferd's state directory).
+# $cofferd, when set, is the cofferd program to run (default $bin/cofferd),
+# $cofferd_launch the launcher it runs enclaves with (default $launch).
 launch=$bin/coffer-launch
 coffer=$bin/coffer
 e2e=$bin/../tests/e2e
@@ -39,9 +41,9 @@ platform_up() {
 	printf 'admin-password-e2e-0123\n' >"$tmp/adminpw"
 	printf 'user-password-e2e-0123\n' >"$tmp/pw"
 	state=$tmp/cofferd
-	"$bin/cofferd" --state "$state" --listen 127.0.0.1:0 --ready-fd 3 \
+	"${cofferd:-$bin/cofferd}" --state "$state" --listen 127.0.0.1:0 --ready-fd 3 \
 		--admin-password-file "$tmp/adminpw" --kms "$kms_url" --kms-ca "$tmp/a/kms-ca.pem" \
-		--platform-cert "$plat/cert.pem" --launch "$launch" --enclave "$enclave" \
+		--platform-cert "$plat/cert.pem" --launch "${cofferd_launch:-$launch}" --enclave "$enclave" \
 		>"$tmp/cofferd.log" 2>&1 3>"$tmp/cofferd.port" &
 	cofferd_job=$!
 	cofferd_pid=$cofferd_job

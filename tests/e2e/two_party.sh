@@ -15,7 +15,7 @@ tmp=$(mktemp -d)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/platform.sh"
-trap 'platform_down; rm -rf "$tmp"' EXIT INT TERM
+trap 'platform_down; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
 need_root
 command -v sqlite3 >/dev/null || { echo "not ok - sqlite3 (the CLI) is not installed"; exit 1; }
@@ -52,6 +52,8 @@ extra = [f"{i},7.50,{b[1].split(',')[2]}" for i in range(6) if str(i) not in bid
 open(f"{tmp}/b.csv", "a").write("".join(x + "\n" for x in extra))
 PY
 
+# cofferd without sanitizers: its memory can be walked (ASan's shadow cannot).
+cofferd=$bin/../tests/e2e/cofferd
 platform_up
 ok "coffer-kms (soft TEE) and cofferd run; org-a and org-b registered"
 
@@ -101,5 +103,71 @@ PY
 done
 if grep -q tiny "$tmp/result-a.csv"; then not_ok "the group under k reached the result"; else
 	ok "the group of 6 is not in the result"; fi
+
+# --- the invariant: the canaries are only in the plaintext files ---
+# A second task whose join runs until its time budget ends, so the enclave
+# is caught holding both loaded inputs: dumped once both are loaded.
+python3 - "$tmp/task.json" "$tmp/slow.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["name"] = "slow"
+t["function"]["query"] = ("SELECT a.region, count(*) AS n FROM a JOIN b ON a.id % 4999 = b.id % 4999 "
+                          "GROUP BY a.region")
+t["policy"]["time_budget_seconds"] = 8
+json.dump(t, open(sys.argv[2], "w"))
+PY
+"$coffer" task create --file "$tmp/slow.json" >"$tmp/out"
+slow=$(cut -d' ' -f1 "$tmp/out")
+for o in a b; do COFFER_HOME=$tmp/$o "$coffer" task approve "$slow" --yes >/dev/null 2>&1; done
+ls "$state/runs" >"$tmp/runs.before"
+"$coffer" task run "$slow" --wait --timeout 120 >"$tmp/slow.out" 2>&1 &
+slow_job=$!
+i=0
+slow_log=/nonexistent
+until [ "$(grep -c "input [ab]: " "$slow_log" 2>/dev/null)" = 2 ]; do
+	i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1
+	new=$(ls "$state/runs" | grep -vxF -f "$tmp/runs.before" | head -1)
+	[ -n "$new" ] && slow_log=$state/runs/$new
+done
+enclave_pid=$(sed -n 's/.*coffer-launch: .* pid=\([0-9]*\).*/\1/p' "$slow_log" 2>/dev/null | head -1)
+if [ -n "$enclave_pid" ] && kill -0 "$enclave_pid" 2>/dev/null; then
+	ok "the enclave runs the slow join with both inputs loaded"
+	python3 "$here/procmem.py" dump "$enclave_pid" "$tmp/enclave.mem" >/dev/null
+	gcore -o "$tmp/enclave.core" "$enclave_pid" >"$tmp/gcore-enclave.log" 2>&1 || true
+	kill -0 "$enclave_pid" 2>/dev/null && ok "the dumps were taken while it ran" ||
+		not_ok "the enclave ended before the dumps were complete"
+else
+	not_ok "no running enclave to dump: $(tail -n 3 "$slow_log")"
+fi
+wait "$slow_job" || true
+if grep -q "time budget" "$tmp/slow.out" || "$coffer" task status "$slow" 2>&1 | grep -q "time budget"; then
+	ok "the slow join stopped at its time budget"; else not_ok "slow task: $(tail -3 "$tmp/slow.out")"; fi
+
+python3 "$here/procmem.py" dump "$cofferd_pid" "$tmp/cofferd.mem" >/dev/null
+gcore -o "$tmp/cofferd.core" "$cofferd_pid" >"$tmp/gcore.log" 2>&1 || true
+for dump in "$tmp/cofferd.mem" "$tmp/cofferd.core.$cofferd_pid" "$tmp/enclave.mem" \
+	"$tmp/enclave.core.$enclave_pid"; do
+	name=$(basename "$dump")
+	if [ ! -s "$dump" ]; then not_ok "no dump $name: $(tail -n 3 "$tmp"/gcore*.log)"; continue; fi
+	# Control: something each process holds in readable memory: the task's
+	# query in cofferd's heap, the enclave's program text (its memfd
+	# image; its heap is secretmem).
+	case $name in cofferd*) control="GROUP BY a.region";; *) control="started by cofferd under coffer-launch";; esac
+	counts=$(python3 "$here/procmem.py" count "$dump" "$control" "$canary")
+	if echo "$counts" | grep -q "^$control 0$"; then
+		not_ok "$name does not hold '$control': the scan reads nothing"
+	else ok "$name holds '$control' (the scan works)"; fi
+	check "no canary in $name" "$(echo "$counts" | sed -n "s/^$canary //p")" 0
+done
+blobs=$(find "$state" -type f -size +1M | wc -l)
+if [ "$blobs" -ge 2 ]; then ok "cofferd's state holds both datasets' ciphertext ($blobs large files)"; else
+	not_ok "cofferd's state has $blobs files over 1 MiB"; fi
+if leaks=$(grep -rl "$canary" "$state" "$tmp/kms" "$tmp"/*.log 2>/dev/null); then
+	not_ok "canaries in $leaks"; else
+	ok "no canary in cofferd's database, blobs, run logs, audit log, or any server log"; fi
+for o in a b; do
+	if grep -rqa "$canary" "$tmp/$o"; then not_ok "a canary in org-$o's profile"; else
+		ok "no canary in org-$o's profile (it encrypts while reading)"; fi
+done
 
 exit $failed
