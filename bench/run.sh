@@ -13,6 +13,7 @@ age.sh
 soft_tee.sh
 evidence.sh
 kms.sh
+joint-sql.sh
 "
 
 if [ ! -d "$build/bin" ]; then

@@ -13,10 +13,6 @@
 #include "coffer/log.h"
 #include "sql.h"
 
-/* Rows moved from the staging table to the typed one per statement. */
-#define MOVE_BATCH 10000
-#define STAGE "\"__coffer_stage\""
-
 void cf_csv_limits_default(cf_csv_limits *l)
 {
 	l->max_field = CF_CSV_DEFAULT_MAX_FIELD;
@@ -103,12 +99,14 @@ bool cf_csv_is_real(const char *p, size_t n)
 		i++;
 	if (i >= n || !is_digit(p[i]))
 		return false;
+	size_t int_start = i;
 	if (p[i] == '0') {
 		i++;
 	} else {
 		while (i < n && is_digit(p[i]))
 			i++;
 	}
+	size_t int_digits = i - int_start;
 	if (i < n && p[i] == '.') {
 		i++;
 		size_t start = i;
@@ -132,6 +130,9 @@ bool cf_csv_is_real(const char *p, size_t n)
 	/* Integer syntax is the integer grammar's to judge (so 2^64 stays TEXT). */
 	if (i != n || (!frac && !exp))
 		return false;
+	/* Without an exponent, up to 308 integer digits stay below DBL_MAX (1.8e308). */
+	if (!exp && int_digits <= 308)
+		return true;
 	/* Finite as a double: 1e999 would become Inf. */
 	char small[64], *copy = n < sizeof(small) ? small : malloc(n + 1);
 	if (!copy)
@@ -533,15 +534,20 @@ cf_writer cf_csv_reader_writer(cf_csv_reader *r)
 struct cf_csv_load {
 	sqlite3 *db;
 	cf_csv_limits lim;
-	cf_csv_reader *reader;
+	cf_csv_reader *reader;  /* the first pass: checks, counts, types */
 	char *table;
 	char **names;
 	size_t ncols;
 	bool *can_int;
 	bool *can_real;
 	bool *nonempty;
+	cf_csv_type *types;     /* the second pass binds by these */
+	cf_buf *chunks;         /* secret: the plaintext, until the second pass takes it */
+	size_t nchunks;
+	size_t capchunks;
 	sqlite3_stmt *insert;
 	uint64_t rows;
+	uint64_t inserted;
 	bool header;
 	bool began;
 	char why[200];
@@ -580,75 +586,40 @@ static cf_err prepare(cf_csv_load *l, const cf_buf *sql, sqlite3_stmt **st)
 
 static cf_err on_header(cf_csv_load *l, const cf_csv_field *f, size_t n, uint64_t line)
 {
-	cf_buf sql;
-	cf_err rc = CF_OK;
-	cf_buf_init(&sql, 64u * 1024u * 1024u, false);
 	l->names = calloc(n, sizeof(*l->names));
 	l->can_int = calloc(n, sizeof(bool));
 	l->can_real = calloc(n, sizeof(bool));
 	l->nonempty = calloc(n, sizeof(bool));
-	if (!l->names || !l->can_int || !l->can_real || !l->nonempty) {
-		rc = CF_ERR_NOMEM;
-		goto out;
-	}
+	if (!l->names || !l->can_int || !l->can_real || !l->nonempty)
+		return CF_ERR_NOMEM;
 	l->ncols = n;
 	for (size_t i = 0; i < n; i++) {
-		if (!cf_csv_valid_column(f[i].data, f[i].len)) {
-			rc = load_fail(l, CF_ERR_PARSE,
-				       "line %llu: column %zu has no usable name (empty, longer than %d "
-				       "bytes, control characters, surrounding spaces, or reserved: "
-				       "rowid, oid, _rowid_, __coffer*)",
-				       (unsigned long long)line, i + 1, CF_CSV_MAX_NAME);
-			goto out;
-		}
+		if (!cf_csv_valid_column(f[i].data, f[i].len))
+			return load_fail(l, CF_ERR_PARSE,
+					 "line %llu: column %zu has no usable name (empty, longer than "
+					 "%d bytes, control characters, surrounding spaces, or "
+					 "reserved: rowid, oid, _rowid_, __coffer*)",
+					 (unsigned long long)line, i + 1, CF_CSV_MAX_NAME);
 		/* Not strndup: fields are not NUL-terminated. */
-		if (!(l->names[i] = malloc(f[i].len + 1))) {
-			rc = CF_ERR_NOMEM;
-			goto out;
-		}
+		if (!(l->names[i] = malloc(f[i].len + 1)))
+			return CF_ERR_NOMEM;
 		memcpy(l->names[i], f[i].data, f[i].len);
 		l->names[i][f[i].len] = '\0';
 		/* SQLite's identifiers ignore ASCII case: so does the duplicate check. */
 		for (size_t j = 0; j < i; j++) {
-			if (sqlite3_stricmp(l->names[j], l->names[i]) == 0) {
-				rc = load_fail(l, CF_ERR_PARSE,
-					       "line %llu: columns %zu and %zu have the same name",
-					       (unsigned long long)line, j + 1, i + 1);
-				goto out;
-			}
+			if (sqlite3_stricmp(l->names[j], l->names[i]) == 0)
+				return load_fail(l, CF_ERR_PARSE,
+						 "line %llu: columns %zu and %zu have the same name",
+						 (unsigned long long)line, j + 1, i + 1);
 		}
 		l->can_int[i] = true;
 		l->can_real[i] = true;
 	}
-	/* Staging columns are untyped: text stays exactly the text that was read. */
-	if ((rc = exec(l, "BEGIN")) != CF_OK)
-		goto out;
-	l->began = true;
-	if ((rc = exec(l, "DROP TABLE IF EXISTS " STAGE)) != CF_OK)
-		goto out;
-	rc = cf_buf_append_str(&sql, "CREATE TABLE " STAGE "(");
-	for (size_t i = 0; rc == CF_OK && i < n; i++)
-		rc = cf_buf_printf(&sql, "%sc%zu", i ? "," : "", i);
-	if (rc == CF_OK)
-		rc = cf_buf_append_str(&sql, ")");
-	if (rc == CF_OK)
-		rc = cf_buf_terminate(&sql);
-	if (rc != CF_OK || (rc = exec(l, (const char *)sql.data)) != CF_OK)
-		goto out;
-	cf_buf_reset(&sql);
-	rc = cf_buf_append_str(&sql, "INSERT INTO " STAGE " VALUES(");
-	for (size_t i = 0; rc == CF_OK && i < n; i++)
-		rc = cf_buf_append_str(&sql, i ? ",?" : "?");
-	if (rc == CF_OK)
-		rc = cf_buf_append_str(&sql, ")");
-	if (rc != CF_OK || (rc = prepare(l, &sql, &l->insert)) != CF_OK)
-		goto out;
 	l->header = true;
-out:
-	cf_buf_free(&sql);
-	return rc;
+	return CF_OK;
 }
 
+/* The first pass over a row: its shape, and what it says about each column's type. */
 static cf_err on_row(cf_csv_load *l, const cf_csv_field *f, size_t n, uint64_t record,
 		     uint64_t line)
 {
@@ -660,19 +631,66 @@ static cf_err on_row(cf_csv_load *l, const cf_csv_field *f, size_t n, uint64_t r
 		return load_fail(l, CF_ERR_TOO_BIG, "more than %llu rows",
 				 (unsigned long long)l->lim.max_rows);
 	for (size_t i = 0; i < n; i++) {
+		if (f[i].len == 0)
+			continue;
+		l->nonempty[i] = true;
+		if (!l->can_real[i])
+			continue; /* TEXT already: nothing can change that */
+		if (l->can_int[i] && cf_csv_is_integer(f[i].data, f[i].len))
+			continue;
+		l->can_int[i] = false;
+		if (!cf_csv_is_integer(f[i].data, f[i].len) && !cf_csv_is_real(f[i].data, f[i].len))
+			l->can_real[i] = false;
+	}
+	l->rows++;
+	return CF_OK;
+}
+
+static cf_err on_record(void *arg, const cf_csv_field *f, size_t n, uint64_t record, uint64_t line)
+{
+	cf_csv_load *l = arg;
+	return l->header ? on_row(l, f, n, record, line) : on_header(l, f, n, line);
+}
+
+/* A canonical integer (cf_csv_is_integer said so) as its value. */
+static sqlite3_int64 integer_value(const char *p, size_t n)
+{
+	bool neg = n > 0 && p[0] == '-';
+	uint64_t u = 0;
+	for (size_t i = neg ? 1 : 0; i < n; i++)
+		u = u * 10u + (uint64_t)(p[i] - '0');
+	/* -2^63 has no positive counterpart: go through u - 1. */
+	return neg ? -(sqlite3_int64)(u - 1u) - 1 : (sqlite3_int64)u;
+}
+
+/*
+ * The second pass over a record (the first is the header): the row goes
+ * straight into the typed table. The first pass saw the same bytes, so
+ * the shape is known good. INTEGER values are bound as integers; REAL and
+ * TEXT ones as the text that was read, which the column's affinity turns
+ * into a REAL exactly as CAST(... AS REAL) would. The fields live in the
+ * reader's buffer until the callback returns, so nothing is copied.
+ */
+static cf_err on_insert(void *arg, const cf_csv_field *f, size_t n, uint64_t record,
+			uint64_t line)
+{
+	cf_csv_load *l = arg;
+	(void)line;
+	if (record == 1)
+		return CF_OK;
+	if (n != l->ncols || l->inserted == l->rows)
+		return load_fail(l, CF_ERR_IO, "the second pass over the input disagrees with the "
+				 "first (record %llu)", (unsigned long long)record);
+	for (size_t i = 0; i < n; i++) {
 		int r;
-		if (f[i].len == 0) {
+		if (f[i].len == 0)
 			r = sqlite3_bind_null(l->insert, (int)i + 1);
-		} else {
-			l->nonempty[i] = true;
-			if (l->can_int[i] && !cf_csv_is_integer(f[i].data, f[i].len))
-				l->can_int[i] = false;
-			if (l->can_real[i] && !cf_csv_is_integer(f[i].data, f[i].len) &&
-			    !cf_csv_is_real(f[i].data, f[i].len))
-				l->can_real[i] = false;
+		else if (l->types[i] == CF_CSV_INTEGER)
+			r = sqlite3_bind_int64(l->insert, (int)i + 1,
+					       integer_value(f[i].data, f[i].len));
+		else
 			r = sqlite3_bind_text(l->insert, (int)i + 1, f[i].data, (int)f[i].len,
-					      SQLITE_TRANSIENT);
-		}
+					      SQLITE_STATIC);
 		if (r != SQLITE_OK)
 			return load_fail(l, cf_sql_err(r), "the database refused the load: %s",
 					 sqlite3_errstr(r));
@@ -682,14 +700,56 @@ static cf_err on_row(cf_csv_load *l, const cf_csv_field *f, size_t n, uint64_t r
 	if (r != SQLITE_DONE)
 		return load_fail(l, cf_sql_err(r) ? cf_sql_err(r) : CF_ERR_IO,
 				 "the database refused the load: %s", sqlite3_errstr(r));
-	l->rows++;
+	l->inserted++;
 	return CF_OK;
 }
 
-static cf_err on_record(void *arg, const cf_csv_field *f, size_t n, uint64_t record, uint64_t line)
+/* Keeps the plaintext, in secret chunks, for the second pass. */
+#define CHUNK (256u * 1024u)
+
+static cf_err keep(cf_csv_load *l, const uint8_t *p, size_t n)
 {
-	cf_csv_load *l = arg;
-	return l->header ? on_row(l, f, n, record, line) : on_header(l, f, n, line);
+	while (n > 0) {
+		cf_buf *c = l->nchunks ? &l->chunks[l->nchunks - 1] : NULL;
+		if (!c || c->len == CHUNK) {
+			if (l->nchunks == l->capchunks) {
+				size_t cap = l->capchunks ? 2 * l->capchunks : 64;
+				cf_buf *more = realloc(l->chunks, cap * sizeof(*more));
+				if (!more)
+					return CF_ERR_NOMEM;
+				l->chunks = more;
+				l->capchunks = cap;
+			}
+			c = &l->chunks[l->nchunks++];
+			cf_buf_init(c, CHUNK, true);
+			if (cf_buf_reserve(c, CHUNK) != CF_OK)
+				return CF_ERR_NOMEM;
+		}
+		size_t k = CHUNK - c->len < n ? CHUNK - c->len : n;
+		if (cf_buf_append(c, p, k) != CF_OK)
+			return CF_ERR_NOMEM;
+		p += k;
+		n -= k;
+	}
+	return CF_OK;
+}
+
+static cf_err load_write(void *ctx, const uint8_t *buf, size_t len)
+{
+	cf_csv_load *l = ctx;
+	cf_err rc = cf_csv_reader_feed(l->reader, buf, len);
+	if (rc == CF_OK && (rc = keep(l, buf, len)) != CF_OK)
+		rc = load_fail(l, rc, "the input does not fit in the enclave's memory");
+	return rc;
+}
+
+static void free_chunks(cf_csv_load *l)
+{
+	for (size_t i = 0; i < l->nchunks; i++)
+		cf_buf_free(&l->chunks[i]);
+	free(l->chunks);
+	l->chunks = NULL;
+	l->nchunks = l->capchunks = 0;
 }
 
 cf_err cf_csv_load_new(sqlite3 *db, const char *table, const cf_csv_limits *limits,
@@ -718,7 +778,7 @@ cf_err cf_csv_load_new(sqlite3 *db, const char *table, const cf_csv_limits *limi
 
 cf_writer cf_csv_load_writer(cf_csv_load *l)
 {
-	return cf_csv_reader_writer(l->reader);
+	return (cf_writer){ load_write, l };
 }
 
 const char *cf_csv_load_error(const cf_csv_load *l)
@@ -731,11 +791,10 @@ void cf_csv_load_free(cf_csv_load *l)
 	if (!l)
 		return;
 	sqlite3_finalize(l->insert);
-	if (l->began) {
-		/* A failed load leaves nothing half-made behind. */
+	/* A failed load leaves nothing half-made behind. */
+	if (l->began)
 		sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_exec(l->db, "DROP TABLE IF EXISTS " STAGE, NULL, NULL, NULL);
-	}
+	free_chunks(l);
 	cf_csv_reader_free(l->reader);
 	for (size_t i = 0; l->names && i < l->ncols; i++)
 		free(l->names[i]);
@@ -743,6 +802,7 @@ void cf_csv_load_free(cf_csv_load *l)
 	free(l->can_int);
 	free(l->can_real);
 	free(l->nonempty);
+	free(l->types);
 	free(l->table);
 	free(l);
 }
@@ -767,54 +827,44 @@ static cf_csv_type column_type(const cf_csv_load *l, size_t i)
 	return l->can_int[i] ? CF_CSV_INTEGER : l->can_real[i] ? CF_CSV_REAL : CF_CSV_TEXT;
 }
 
-/* Moves the staged rows into the typed table, a batch at a time. */
-static cf_err move_rows(cf_csv_load *l, const cf_csv_type *types)
+/* The second pass: the kept plaintext, read again, into the typed table. */
+static cf_err insert_rows(cf_csv_load *l)
 {
+	cf_csv_reader *r = NULL;
 	cf_buf sql;
-	sqlite3_stmt *ins = NULL, *del = NULL;
 	cf_err rc;
 	cf_buf_init(&sql, 64u * 1024u * 1024u, false);
 	rc = cf_buf_append_str(&sql, "INSERT INTO ");
 	if (rc == CF_OK)
 		rc = cf_sql_quote_ident(&sql, l->table);
 	if (rc == CF_OK)
-		rc = cf_buf_append_str(&sql, " SELECT ");
-	for (size_t i = 0; rc == CF_OK && i < l->ncols; i++) {
-		const char *sep = i ? "," : "";
-		switch (types[i]) {
-		case CF_CSV_INTEGER: rc = cf_buf_printf(&sql, "%sCAST(c%zu AS INTEGER)", sep, i); break;
-		case CF_CSV_REAL: rc = cf_buf_printf(&sql, "%sCAST(c%zu AS REAL)", sep, i); break;
-		default: rc = cf_buf_printf(&sql, "%sc%zu", sep, i); break;
-		}
+		rc = cf_buf_append_str(&sql, " VALUES(");
+	for (size_t i = 0; rc == CF_OK && i < l->ncols; i++)
+		rc = cf_buf_append_str(&sql, i ? ",?" : "?");
+	if (rc == CF_OK)
+		rc = cf_buf_append_byte(&sql, ')');
+	if (rc != CF_OK || (rc = prepare(l, &sql, &l->insert)) != CF_OK)
+		goto out;
+	if ((rc = cf_csv_reader_new(&l->lim, on_insert, l, &r)) != CF_OK)
+		goto out;
+	/* Each chunk is wiped and freed once read: the table grows as the plaintext shrinks. */
+	for (size_t i = 0; rc == CF_OK && i < l->nchunks; i++) {
+		rc = cf_csv_reader_feed(r, l->chunks[i].data, l->chunks[i].len);
+		cf_buf_free(&l->chunks[i]);
 	}
 	if (rc == CF_OK)
-		rc = cf_buf_append_str(&sql, " FROM " STAGE " WHERE rowid BETWEEN ?1 AND ?2 "
-					     "ORDER BY rowid");
-	if (rc != CF_OK || (rc = prepare(l, &sql, &ins)) != CF_OK)
-		goto out;
-	cf_buf_reset(&sql);
-	if ((rc = cf_buf_append_str(&sql, "DELETE FROM " STAGE " WHERE rowid BETWEEN ?1 AND ?2")) !=
-		    CF_OK ||
-	    (rc = prepare(l, &sql, &del)) != CF_OK)
-		goto out;
-	for (uint64_t lo = 1; lo <= l->rows; lo += MOVE_BATCH) {
-		sqlite3_int64 hi = (sqlite3_int64)(lo + MOVE_BATCH - 1);
-		sqlite3_stmt *pair[2] = { ins, del };
-		for (int k = 0; k < 2; k++) {
-			sqlite3_bind_int64(pair[k], 1, (sqlite3_int64)lo);
-			sqlite3_bind_int64(pair[k], 2, hi);
-			int r = sqlite3_step(pair[k]);
-			sqlite3_reset(pair[k]);
-			if (r != SQLITE_DONE) {
-				rc = load_fail(l, cf_sql_err(r) ? cf_sql_err(r) : CF_ERR_IO,
-					       "the database refused the load: %s", sqlite3_errstr(r));
-				goto out;
-			}
-		}
-	}
+		rc = cf_csv_reader_finish(r);
+	if (rc == CF_OK && l->inserted != l->rows)
+		rc = load_fail(l, CF_ERR_IO, "the second pass over the input disagrees with the "
+			       "first (%llu rows, not %llu)", (unsigned long long)l->inserted,
+			       (unsigned long long)l->rows);
+	if (rc != CF_OK)
+		load_fail(l, rc, "the second pass over the input failed: %s", cf_csv_reader_error(r));
 out:
-	sqlite3_finalize(ins);
-	sqlite3_finalize(del);
+	free_chunks(l);
+	cf_csv_reader_free(r);
+	sqlite3_finalize(l->insert);
+	l->insert = NULL;
 	cf_buf_free(&sql);
 	return rc;
 }
@@ -822,7 +872,6 @@ out:
 cf_err cf_csv_load_finish(cf_csv_load *l, cf_csv_table *info)
 {
 	cf_buf sql;
-	cf_csv_type *types = NULL;
 	cf_err rc;
 	cf_buf_init(&sql, 64u * 1024u * 1024u, false);
 	if (info)
@@ -837,9 +886,7 @@ cf_err cf_csv_load_finish(cf_csv_load *l, cf_csv_table *info)
 		rc = load_fail(l, CF_ERR_PARSE, "the file is empty: no header row");
 		goto out;
 	}
-	sqlite3_finalize(l->insert);
-	l->insert = NULL;
-	if (!(types = calloc(l->ncols, sizeof(*types)))) {
+	if (!(l->types = calloc(l->ncols, sizeof(*l->types)))) {
 		rc = CF_ERR_NOMEM;
 		goto out;
 	}
@@ -849,34 +896,37 @@ cf_err cf_csv_load_finish(cf_csv_load *l, cf_csv_table *info)
 	if (rc == CF_OK)
 		rc = cf_buf_append_byte(&sql, '(');
 	for (size_t i = 0; rc == CF_OK && i < l->ncols; i++) {
-		types[i] = column_type(l, i);
+		l->types[i] = column_type(l, i);
 		if (i)
 			rc = cf_buf_append_byte(&sql, ',');
 		if (rc == CF_OK)
 			rc = cf_sql_quote_ident(&sql, l->names[i]);
 		if (rc == CF_OK)
-			rc = cf_buf_append_str(&sql, types[i] == CF_CSV_INTEGER ? " INTEGER"
-						     : types[i] == CF_CSV_REAL ? " REAL"
-									       : " TEXT");
+			rc = cf_buf_append_str(&sql, l->types[i] == CF_CSV_INTEGER ? " INTEGER"
+						     : l->types[i] == CF_CSV_REAL ? " REAL"
+										  : " TEXT");
 	}
 	if (rc == CF_OK)
 		rc = cf_buf_append_byte(&sql, ')');
 	if (rc == CF_OK)
 		rc = cf_buf_terminate(&sql);
-	if (rc != CF_OK || (rc = exec(l, (const char *)sql.data)) != CF_OK)
+	if (rc != CF_OK)
 		goto out;
-	if ((rc = move_rows(l, types)) != CF_OK)
+	/* One transaction: a failure rolls the table back with its rows. */
+	if ((rc = exec(l, "BEGIN")) != CF_OK)
 		goto out;
-	if ((rc = exec(l, "DROP TABLE " STAGE)) != CF_OK || (rc = exec(l, "COMMIT")) != CF_OK)
+	l->began = true;
+	if ((rc = exec(l, (const char *)sql.data)) != CF_OK || (rc = insert_rows(l)) != CF_OK ||
+	    (rc = exec(l, "COMMIT")) != CF_OK)
 		goto out;
 	l->began = false;
 	if (info) {
 		info->name = strdup(l->table);
 		info->ncolumns = l->ncols;
 		info->rows = l->rows;
-		info->types = types;
+		info->types = l->types;
 		info->columns = l->names;
-		types = NULL;
+		l->types = NULL;
 		l->names = NULL;
 		if (!info->name) {
 			cf_csv_table_free(info);
@@ -884,7 +934,6 @@ cf_err cf_csv_load_finish(cf_csv_load *l, cf_csv_table *info)
 		}
 	}
 out:
-	free(types);
 	cf_buf_free(&sql);
 	return rc;
 }

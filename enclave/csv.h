@@ -15,12 +15,15 @@
  * record. An empty line is a record of one empty field.
  *
  * The loader takes the first record as the column names and each later
- * record as a row, which must have exactly as many fields. It stages rows
- * as text, infers each column's type (INTEGER if every non-empty value
- * is a canonical 64-bit integer, REAL if every one is a decimal number,
- * else TEXT; an empty field is NULL), then moves the rows in batches into
- * the typed table with CAST, deleting each batch from the staging table
- * as it goes, so memory holds about one copy of the data, never two.
+ * record as a row, which must have exactly as many fields. It reads the
+ * plaintext twice. The first pass checks everything, counts the rows and
+ * infers each column's type (INTEGER if every non-empty value is a
+ * canonical 64-bit integer, REAL if every one is a decimal number, else
+ * TEXT; an empty field is NULL), keeping the plaintext in secret chunks.
+ * The second pass reads the chunks again and inserts each row straight
+ * into the typed table (one prepared INSERT, one transaction), wiping and
+ * freeing each chunk once read, so memory holds about one copy of the
+ * data, never two: the table grows as the kept plaintext shrinks.
  *
  * Error messages carry line, record and column numbers, never a value or
  * a column name: the header of a file without one is its first row.

@@ -21,13 +21,15 @@
  * Exit status: 0 done, 1 the task failed (refused by the KMS, the fence
  * or the policy, bad SQL or data, transport), 2 bad run parameters or
  * arguments, 3 not in a TEE. Progress goes to stderr, which cofferd keeps
- * as the run's log: table names, row counts and times only.
+ * as the run's log: table names, row counts, times and memory use only.
  */
 #define CF_LOG_MODULE "main"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -171,6 +173,39 @@ out:
 	return rc;
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * Seconds from this process's creation (the launcher's fork) to now: the
+ * soft TEE's launch, confinement and pre-faulting of the secret arena,
+ * all before main. -1 if /proc does not say (resolution: clock ticks).
+ */
+static double seconds_since_process_start(void)
+{
+	char buf[1024];
+	FILE *f = fopen("/proc/self/stat", "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name (which may hold spaces): state is 3, starttime 22. */
+	const char *p = strrchr(buf, ')');
+	unsigned long long start = 0;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu", &start) != 1)
+		return -1;
+	long hz = sysconf(_SC_CLK_TCK);
+	struct timespec now;
+	if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &now) != 0)
+		return -1;
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9 - (double)start / (double)hz;
+}
+
 /* Lets SQLite fail cleanly (SQLITE_NOMEM) before the enclave's arena runs out. */
 static void limit_sqlite_heap(void)
 {
@@ -191,14 +226,18 @@ static cf_err run(const cf_run_params *p, const cf_tee_provider *tee, cf_run *co
 	cf_kms_release_result rel;
 	cf_worker_stats stats;
 	char msg[320];
+	struct timespec t0;
 	cf_err rc;
 	memset(&job, 0, sizeof(job));
 	memset(&rel, 0, sizeof(rel));
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = cf_run_spec(cofferd, &spec)) != CF_OK) {
 		snprintf(why, whylen, "cannot read the run's spec: %s", cf_run_error(cofferd));
 		goto out;
 	}
+	log_info("the run's spec fetched in %.2f s", seconds_since(&t0));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const json_t *task = json_object_get(spec, "task");
 	const json_t *approvals = json_object_get(spec, "approvals");
 	const json_t *inputs = json_object_get(spec, "inputs");
@@ -229,8 +268,8 @@ static cf_err run(const cf_run_params *p, const cf_tee_provider *tee, cf_run *co
 			 cf_strerror(rc), e->check[0] ? ": " : "", e->check, e->status, e->message);
 		goto out;
 	}
-	log_info("the KMS released %zu input key%s for this task", rel.ninputs,
-		 rel.ninputs == 1 ? "" : "s");
+	log_info("the KMS released %zu input key%s for this task: KMS CA check, evidence and "
+		 "release in %.2f s", rel.ninputs, rel.ninputs == 1 ? "" : "s", seconds_since(&t0));
 
 	run_io rio = { .run = cofferd, .spec_inputs = inputs };
 	cf_worker_io io = {
@@ -265,6 +304,9 @@ int main(int argc, char **argv)
 	int status = 2;
 	cf_err rc = CF_OK;
 	memset(&params, 0, sizeof(params));
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double launch_s = seconds_since_process_start();
 	cf_buf_init(&in, CF_PARAMS_MAX + 1, true);
 	cf_log_init("coffer-enclave", CF_LOG_INFO, false);
 	(void)argv;
@@ -308,7 +350,8 @@ int main(int argc, char **argv)
 			  "malformed): %s", cf_strerror(rc));
 		goto out;
 	}
-	log_info("run %s in a %s TEE", params.run, cf_tee_kind_name(tee->kind));
+	log_info("run %s in a %s TEE; main began %.2f s after the process was created (launch, "
+		 "arena set-up)", params.run, cf_tee_kind_name(tee->kind), launch_s);
 	rc = run(&params, tee, cofferd, why, sizeof(why));
 	if (rc == CF_OK)
 		log_info("succeeded: %s", why);
@@ -320,6 +363,13 @@ int main(int argc, char **argv)
 		rc = rc == CF_OK ? frc : rc;
 	}
 	status = rc == CF_OK ? 0 : 1;
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		log_info("finished %.2f s after main began; cpu: user %.2f s, system %.2f s; SQLite "
+			 "heap peak %.0f MiB", seconds_since(&t0),
+			 (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
+			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
+			 (double)sqlite3_memory_highwater(0) / (1024.0 * 1024.0));
 out:
 	cf_run_free(cofferd);
 	cf_run_params_free(&params);

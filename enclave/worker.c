@@ -43,6 +43,38 @@ static const cf_kms_input *released_key(const cf_kms_release_result *rel, const 
 	return NULL;
 }
 
+/*
+ * Where an input's time goes: the ciphertext's transfer (reads), the CSV
+ * loader's first pass (writes: checks, counts, types; it keeps the
+ * plaintext), and what is left of the stream, decryption.
+ */
+typedef struct timed_stream {
+	cf_reader in;
+	cf_writer out;
+	double read_s;
+	double write_s;
+} timed_stream;
+
+static cf_err timed_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
+{
+	timed_stream *t = ctx;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cf_err rc = t->in.read(t->in.ctx, buf, cap, got);
+	t->read_s += seconds_since(&t0);
+	return rc;
+}
+
+static cf_err timed_write(void *ctx, const uint8_t *buf, size_t len)
+{
+	timed_stream *t = ctx;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cf_err rc = t->out.write(t->out.ctx, buf, len);
+	t->write_s += seconds_since(&t0);
+	return rc;
+}
+
 /* Decrypts one input into its table. */
 static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_release_result *rel,
 			 const cf_worker_io *io, const cf_csv_limits *limits, cf_csv_table *info,
@@ -50,8 +82,10 @@ static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_releas
 {
 	cf_csv_load *l = NULL;
 	cf_reader rd;
+	timed_stream ts = { 0 };
 	bool opened = false;
-	struct timespec t0;
+	struct timespec t0, t1;
+	double stream_s = 0, insert_s = 0;
 	cf_err rc;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const cf_kms_input *key = released_key(rel, in);
@@ -69,10 +103,17 @@ static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_releas
 		goto out;
 	}
 	opened = true;
-	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256, rd,
-					  cf_csv_load_writer(l));
-	if (rc == CF_OK)
+	ts = (timed_stream){ .in = rd, .out = cf_csv_load_writer(l) };
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256,
+					  (cf_reader){ timed_read, &ts },
+					  (cf_writer){ timed_write, &ts });
+	stream_s = seconds_since(&t1);
+	if (rc == CF_OK) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		rc = cf_csv_load_finish(l, info);
+		insert_s = seconds_since(&t1);
+	}
 	if (rc != CF_OK) {
 		if (cf_csv_load_error(l)[0])
 			fail(why, whylen, rc, "input %s: %s", in->table, cf_csv_load_error(l));
@@ -87,9 +128,12 @@ static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_releas
 	size_t counts[4] = { 0 };
 	for (size_t c = 0; c < info->ncolumns; c++)
 		counts[info->types[c]]++;
-	log_info("input %s: %llu rows, %zu columns (%zu integer, %zu real, %zu text) in %.2f s",
+	double decrypt_s = stream_s - ts.read_s - ts.write_s;
+	log_info("input %s: %llu rows, %zu columns (%zu integer, %zu real, %zu text) in %.2f s: "
+		 "transfer %.2f s, decrypt %.2f s, check and type %.2f s, insert %.2f s",
 		 in->table, (unsigned long long)info->rows, info->ncolumns, counts[CF_CSV_INTEGER],
-		 counts[CF_CSV_REAL], counts[CF_CSV_TEXT], seconds_since(&t0));
+		 counts[CF_CSV_REAL], counts[CF_CSV_TEXT], seconds_since(&t0), ts.read_s,
+		 decrypt_s > 0 ? decrypt_s : 0, ts.write_s, insert_s);
 out:
 	if (opened && io->input_close)
 		io->input_close(io->arg, in);
@@ -244,7 +288,11 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 			     cf_strerror(rc));
 			goto out;
 		}
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = cf_output_encrypt(rcpts, nrcpts, &csv[o], w);
+		double encrypt_s = seconds_since(&t0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (rc == CF_OK)
 			rc = io->output_commit(io->arg, name);
 		if (rc != CF_OK) {
@@ -259,8 +307,9 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 		free(rcpts);
 		rcpts = NULL;
 		stats->outputs++;
-		log_info("output %s: encrypted to %zu recipient%s and committed", name, nrcpts,
-			 nrcpts == 1 ? "" : "s");
+		log_info("output %s: encrypted to %zu recipient%s and committed in %.2f s: encrypt "
+			 "%.2f s, upload %.2f s", name, nrcpts, nrcpts == 1 ? "" : "s",
+			 seconds_since(&t0), encrypt_s, seconds_since(&t1));
 	}
 	rc = CF_OK;
 out:

@@ -9,7 +9,7 @@
  *   1: the reader with tiny limits (8-byte fields, 3 columns, 24-byte
  *      records), so the limit paths run on short inputs.
  *   2: the loader into a fresh in-memory database (header checks, type
- *      inference, the staged move); a loaded table must have the rows
+ *      inference, the second pass's typed inserts); a loaded table must have the rows
  *      the loader reported.
  * Corpus: corpus/enclave_csv/ (mode bytes + well-formed and hostile CSV:
  * quotes, CRLF, BOM, NUL, CR-only, ragged rows, bad UTF-8, odd headers).

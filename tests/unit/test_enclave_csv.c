@@ -273,11 +273,28 @@ static void test_grammars(void **state)
 		if (cf_csv_is_real(not_reals[i], strlen(not_reals[i])))
 			fail_msg("\"%s\" is not a real", not_reals[i]);
 	}
-	/* A long decimal goes through the heap path of the finiteness check. */
-	char longnum[200];
+	/* A long decimal. */
+	char longnum[400];
 	memset(longnum, '9', sizeof(longnum));
 	longnum[1] = '.';
-	assert_true(cf_csv_is_real(longnum, sizeof(longnum)));
+	assert_true(cf_csv_is_real(longnum, 200));
+	/* With an exponent it goes through the heap path of the finiteness check. */
+	longnum[197] = 'e';
+	assert_true(cf_csv_is_real(longnum, 200));
+	longnum[197] = '9';
+	/* Without one, 308 integer digits are finite without strtod; 309 are not. */
+	memset(longnum, '9', sizeof(longnum));
+	longnum[308] = '.';
+	assert_true(cf_csv_is_real(longnum, 310));
+	memset(longnum, '9', sizeof(longnum));
+	longnum[309] = '.';
+	assert_false(cf_csv_is_real(longnum, 311));
+	/* 309 digits ask strtod: 1e308 is finite, 2e308 is not. */
+	longnum[0] = '1';
+	memset(longnum + 1, '0', 308);
+	assert_true(cf_csv_is_real(longnum, 311));
+	longnum[0] = '2';
+	assert_false(cf_csv_is_real(longnum, 311));
 
 	assert_true(cf_csv_valid_table("t"));
 	assert_true(cf_csv_valid_table("Sales_2024"));
@@ -413,6 +430,42 @@ static void test_load_types(void **state)
 	cf_sql_close(s);
 }
 
+static void test_load_values(void **state)
+{
+	(void)state;
+	cf_sql *s = db_open();
+	cf_csv_table info;
+	char why[200];
+	/* Integers bound as such, at both ends of the range; reals as CAST makes them. */
+	static const char text[] =
+		"i,r,n\n"
+		"9223372036854775807,0.1,5\n"
+		"-9223372036854775808,840.25,-3\n"
+		"0,1e-3,\n"
+		"-1,5,12\n"
+		",1.7976931348623157e308,0\n";
+	assert_int_equal(LOAD(s, "v", text, &info, why), CF_OK);
+	assert_int_equal(info.rows, 5);
+	assert_int_equal(info.types[0], CF_CSV_INTEGER);
+	assert_int_equal(info.types[1], CF_CSV_REAL);
+	assert_int_equal(info.types[2], CF_CSV_INTEGER);
+	cf_csv_table_free(&info);
+	expect_scalar(s, "SELECT i FROM v WHERE rowid = 1", "9223372036854775807");
+	expect_scalar(s, "SELECT i FROM v WHERE rowid = 2", "-9223372036854775808");
+	expect_scalar(s, "SELECT group_concat(coalesce(i, 'NULL')) FROM v",
+		      "9223372036854775807,-9223372036854775808,0,-1,NULL");
+	expect_scalar(s, "SELECT group_concat(typeof(r)) FROM v", "real,real,real,real,real");
+	expect_scalar(s, "SELECT count(*) FROM v WHERE r = CAST('0.1' AS REAL) AND rowid = 1", "1");
+	expect_scalar(s, "SELECT count(*) FROM v WHERE r = CAST('840.25' AS REAL) AND rowid = 2",
+		      "1");
+	expect_scalar(s, "SELECT count(*) FROM v WHERE r = CAST('1e-3' AS REAL) AND rowid = 3", "1");
+	expect_scalar(s, "SELECT r FROM v WHERE rowid = 4", "5.0");
+	expect_scalar(s, "SELECT count(*) FROM v WHERE r = CAST('1.7976931348623157e308' AS REAL)",
+		      "1");
+	expect_scalar(s, "SELECT sum(n) FROM v", "14");
+	cf_sql_close(s);
+}
+
 static void test_load_header(void **state)
 {
 	(void)state;
@@ -533,6 +586,7 @@ int main(void)
 		cmocka_unit_test(test_reader_sticky_failure),
 		cmocka_unit_test(test_grammars),
 		cmocka_unit_test(test_load_types),
+		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_load_header),
 		cmocka_unit_test(test_load_rows),
 		cmocka_unit_test(test_load_batches),
