@@ -4,6 +4,13 @@
  * ephemeral key, and the outputs' recipients, signed. Every check that
  * can refuse is named (docs/kms.md, "Task and release"), in the order
  * listed there, so a refusal says exactly what was wrong.
+ *
+ * Each release also makes a fresh Ed25519 "output key": its seed goes
+ * only into the wrapped keys (so only the attested enclave holds it), its
+ * public half into a statement the KMS signs ({task_digest, output_key,
+ * tee, measurement, issued}). The enclave signs each output's ciphertext
+ * hash with it, and a recipient who checks both signatures knows the
+ * output came from an enclave the KMS released this task's keys to.
  */
 #define CF_LOG_MODULE "kms"
 
@@ -279,9 +286,12 @@ static cf_err unwrap_versions(kms *k, const input *in, uint8_t file_key[CF_AGE_F
 	return rc;
 }
 
-/* The file keys as JSON, built in a secret buffer (no copies in jansson), age-encrypted. */
+/*
+ * The file keys and the output key's seed as JSON, built in a secret
+ * buffer (no copies in jansson), age-encrypted.
+ */
 static cf_err wrap_keys(release_ctx *c, const char *digest_hex, const uint8_t wrap_pub[32],
-			char **b64_out)
+			const uint8_t output_seed[CF_ED25519_SEED_LEN], char **b64_out)
 {
 	cf_buf plain, sealed;
 	cf_buf_init(&plain, 64 * 1024, true);
@@ -302,8 +312,13 @@ static cf_err wrap_keys(release_ctx *c, const char *digest_hex, const uint8_t wr
 		json_decref(d);
 		cf_wipe(fk64, sizeof(fk64));
 	}
-	if (rc == CF_OK)
-		rc = cf_buf_printf(&plain, "],\"task_digest\":\"%s\"}", digest_hex);
+	if (rc == CF_OK) {
+		char seed64[CF_KMS_PUB_B64_LEN + 1];
+		cf_b64_encode(output_seed, CF_ED25519_SEED_LEN, true, seed64);
+		rc = cf_buf_printf(&plain, "],\"output_seed\":\"%s\",\"task_digest\":\"%s\"}",
+				   seed64, digest_hex);
+		cf_wipe(seed64, sizeof(seed64));
+	}
 	if (rc == CF_OK) {
 		cf_age_recipient r = { .kind = CF_AGE_X25519 };
 		memcpy(r.pub, wrap_pub, 32);
@@ -337,6 +352,28 @@ static json_t *recipient_statement(kms *k, const char *digest_hex, const json_t 
 	return json_pack("{s:o,s:s}", "statement", st, "sig", sig);
 }
 
+/*
+ * The output key's public half as the KMS vouches for it: issued for this
+ * task to the enclave whose evidence was just verified.
+ */
+static json_t *output_key_statement(kms *k, const char *digest_hex,
+				    const uint8_t pub[CF_ED25519_PUB_LEN], const char *tee,
+				    const char *measurement)
+{
+	char pub64[CF_KMS_PUB_B64_LEN + 1], sig[CF_KMS_SIG_B64_LEN + 1];
+	cf_b64_encode(pub, CF_ED25519_PUB_LEN, true, pub64);
+	json_t *st = json_pack("{s:s,s:s,s:s,s:s,s:I}", "task_digest", digest_hex, "output_key",
+			       pub64, "tee", tee, "measurement", measurement, "issued",
+			       (json_int_t)k->now());
+	if (!st)
+		return NULL;
+	if (cf_kms_sign(k->sign_seed, CF_KMS_CTX_OUTPUT_KEY, st, sig) != CF_OK) {
+		json_decref(st);
+		return NULL;
+	}
+	return json_pack("{s:o,s:s}", "statement", st, "sig", sig);
+}
+
 int kms_release(kms *k, const json_t *req, json_t **out)
 {
 	release_ctx c = { 0 };
@@ -344,10 +381,13 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	const json_t *approvals = json_object_get(req, "approvals");
 	const char *wrap;
 	uint8_t nonce[32], digest[32], wrap_pub[32], rd[64];
+	uint8_t output_seed[CF_ED25519_SEED_LEN], output_pub[CF_ED25519_PUB_LEN];
 	char digest_hex[65], object[80], actor[96] = "enclave", *keys_b64 = NULL;
+	char audit_object[160], output_pub64[CF_KMS_PUB_B64_LEN + 1];
 	int status = 0;
 	bool locked = false;
 
+	memset(output_seed, 0, sizeof(output_seed));
 	if (kms_get_hex(req, "nonce", nonce, 32) != CF_OK || !json_is_object(task) ||
 	    !json_is_array(approvals) || json_array_size(approvals) > MAX_APPROVALS ||
 	    cf_json_get_string(req, "wrap_recipient", &wrap) != CF_OK ||
@@ -524,10 +564,16 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 	pthread_mutex_unlock(&k->lock);
 	locked = false;
 
-	if (wrap_keys(&c, digest_hex, wrap_pub, &keys_b64) != CF_OK) {
+	/* This release's output key: the seed to the enclave only, the public half signed. */
+	if (cf_ed25519_keygen(output_seed, output_pub) != CF_OK) {
+		status = kms_fail(out, 500, "internal", "cannot make the output key");
+		goto out;
+	}
+	if (wrap_keys(&c, digest_hex, wrap_pub, output_seed, &keys_b64) != CF_OK) {
 		status = kms_fail(out, 500, "internal", "cannot wrap the file keys");
 		goto out;
 	}
+	cf_wipe(output_seed, sizeof(output_seed));
 	json_t *list = json_array();
 	for (size_t j = 0; list && j < c.n; j++) {
 		char h[65];
@@ -536,16 +582,24 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 						      "dataset", c.in[j].dataset, "header_sha256", h));
 	}
 	json_t *stmt = recipient_statement(k, digest_hex, outputs);
-	json_t *ans = list && stmt ? json_pack("{s:s,s:s,s:o,s:o}", "task_digest", digest_hex, "keys",
-					       keys_b64, "inputs", list, "recipients", stmt)
-				   : NULL;
+	json_t *okey = output_key_statement(k, digest_hex, output_pub, kind, m);
+	json_t *ans = list && stmt && okey
+			      ? json_pack("{s:s,s:s,s:o,s:o,s:o}", "task_digest", digest_hex, "keys",
+					  keys_b64, "inputs", list, "recipients", stmt, "output_key", okey)
+			      : NULL;
 	if (!ans) {
-		json_decref(list);
-		json_decref(stmt);
+		if (!(list && stmt && okey)) {
+			json_decref(list);
+			json_decref(stmt);
+			json_decref(okey);
+		}
 		status = kms_fail(out, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (kms_audit(k, actor, "release", object, "ok") != CF_OK) {
+	/* The audit names the output key, so a signed output can be traced to its release. */
+	cf_b64_encode(output_pub, sizeof(output_pub), true, output_pub64);
+	snprintf(audit_object, sizeof(audit_object), "%s output_key:%s", object, output_pub64);
+	if (kms_audit(k, actor, "release", audit_object, "ok") != CF_OK) {
 		json_decref(ans);
 		status = kms_fail(out, 500, "audit", "the audit log cannot be written");
 		goto out;
@@ -555,6 +609,7 @@ int kms_release(kms *k, const json_t *req, json_t **out)
 out:
 	if (locked)
 		pthread_mutex_unlock(&k->lock);
+	cf_wipe(output_seed, sizeof(output_seed));
 	free(keys_b64);
 	release_ctx_free(&c);
 	return status;

@@ -892,6 +892,8 @@ void cf_kms_release_result_free(cf_kms_release_result *r)
 	}
 	free(r->inputs);
 	json_decref(r->recipients);
+	json_decref(r->output_key);
+	cf_wipe(r->output_seed, sizeof(r->output_seed));
 	cf_wipe(r, sizeof(*r));
 }
 
@@ -1019,6 +1021,65 @@ static cf_err check_recipients(cf_kms_client *c, const uint8_t kms_pub[static CF
 	return *statement_out ? CF_OK : CF_ERR_NOMEM;
 }
 
+/*
+ * The output key: its seed from the wrapped keys, and the KMS's statement
+ * of its public half, which must verify, be for this task and this TEE
+ * kind, and name the very key of the seed.
+ */
+static cf_err check_output_key(cf_kms_client *c, const uint8_t kms_pub[static CF_ED25519_PUB_LEN],
+			       const json_t *keys, const json_t *okey,
+			       const uint8_t digest[static CF_SHA256_LEN], cf_tee_kind kind,
+			       cf_kms_release_result *out)
+{
+	const json_t *statement = json_object_get(okey, "statement");
+	const char *sig, *seed64, *pub64, *tee, *m;
+	uint8_t pub[CF_ED25519_PUB_LEN], derived[CF_ED25519_PUB_LEN];
+	long long issued;
+	if (cf_json_get_string(keys, "output_seed", &seed64) != CF_OK ||
+	    b64_exact(seed64, out->output_seed, sizeof(out->output_seed)) != CF_OK)
+		return bad_reply(c, "the released keys hold no valid output key seed");
+	if (!json_is_object(statement) || cf_json_get_string(okey, "sig", &sig) != CF_OK)
+		return bad_reply(c, "the output key statement is missing or malformed");
+	if (cf_kms_verify_sig(kms_pub, CF_KMS_CTX_OUTPUT_KEY, statement, sig) != CF_OK)
+		return bad_reply(c, "the output key statement is not signed by the KMS");
+	if (check_digest_member(statement, "task_digest", digest) != CF_OK)
+		return bad_reply(c, "the output key statement is for another task");
+	if (cf_json_get_string(statement, "output_key", &pub64) != CF_OK ||
+	    b64_exact(pub64, pub, sizeof(pub)) != CF_OK ||
+	    cf_json_get_string(statement, "tee", &tee) != CF_OK ||
+	    cf_json_get_string(statement, "measurement", &m) != CF_OK ||
+	    cf_json_get_int(statement, "issued", &issued) != CF_OK)
+		return bad_reply(c, "the output key statement is malformed");
+	if (strcmp(tee, cf_tee_kind_name(kind)) != 0)
+		return bad_reply(c, "the output key statement names a %.16s TEE, this is %s", tee,
+				 cf_tee_kind_name(kind));
+	cf_err rc = cf_ed25519_public(out->output_seed, derived);
+	if (rc != CF_OK)
+		return rc;
+	if (memcmp(derived, pub, sizeof(pub)) != 0)
+		return bad_reply(c, "the output key statement names another key than the released seed's");
+	out->output_key = json_deep_copy(okey);
+	return out->output_key ? CF_OK : CF_ERR_NOMEM;
+}
+
+cf_err cf_kms_info_pub(cf_kms_client *c, uint8_t pub[static CF_ED25519_PUB_LEN])
+{
+	json_t *info = NULL;
+	const char *s;
+	if (!c)
+		return CF_ERR_ARG;
+	cf_err rc = cf_kms_call_get(c, "/v1/info", &info);
+	if (rc != CF_OK)
+		return rc;
+	if (cf_json_get_string(info, "kms_pub", &s) != CF_OK ||
+	    b64_exact(s, pub, CF_ED25519_PUB_LEN) != CF_OK) {
+		client_error(c, 0, "info", "/v1/info has no valid kms_pub");
+		rc = CF_ERR_AUTH;
+	}
+	json_decref(info);
+	return rc;
+}
+
 cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t *task,
 		      const json_t *approvals, cf_kms_release_result *out)
 {
@@ -1028,7 +1089,7 @@ cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t
 	char why[160];
 	cf_age_identity id;
 	cf_buf evidence, plain;
-	json_t *info = NULL, *nreply = NULL, *empty = NULL, *req = NULL, *reply = NULL;
+	json_t *nreply = NULL, *empty = NULL, *req = NULL, *reply = NULL;
 	json_t *keys = NULL;
 	char *ev_b64 = NULL;
 	json_wipe_scope scope = { 0 };
@@ -1056,11 +1117,9 @@ cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t
 	cf_hex_encode(digest, sizeof(digest), digest_hex);
 
 	/* The KMS's signing key: trusted because the channel ends at the pinned CA. */
-	if ((rc = cf_kms_call_get(c, "/v1/info", &info)) != CF_OK)
-		goto out;
-	if (cf_json_get_string(info, "kms_pub", &s) != CF_OK ||
-	    b64_exact(s, kms_pub, sizeof(kms_pub)) != CF_OK) {
-		rc = bad_reply(c, "/v1/info has no valid kms_pub");
+	if ((rc = cf_kms_info_pub(c, kms_pub)) != CF_OK) {
+		if (rc == CF_ERR_AUTH)
+			rc = bad_reply(c, "/v1/info has no valid kms_pub");
 		goto out;
 	}
 
@@ -1131,8 +1190,11 @@ cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t
 	if ((rc = collect_inputs(c, task, keys, json_object_get(reply, "inputs"), out)) != CF_OK)
 		goto out;
 	memcpy(out->task_digest, digest, sizeof(digest));
-	rc = check_recipients(c, kms_pub, json_object_get(reply, "recipients"), digest,
-			      &out->recipients);
+	if ((rc = check_recipients(c, kms_pub, json_object_get(reply, "recipients"), digest,
+				   &out->recipients)) != CF_OK)
+		goto out;
+	rc = check_output_key(c, kms_pub, keys, json_object_get(reply, "output_key"), digest,
+			      tee->kind, out);
 out:
 	if (keys) {
 		const json_t *arr = json_object_get(keys, "inputs");
@@ -1140,6 +1202,7 @@ out:
 		json_t *v;
 		json_array_foreach(arr, i, v)
 			wipe_string_member(v, "file_key");
+		wipe_string_member(keys, "output_seed");
 		json_decref(keys);
 	}
 	json_wipe_end(&scope);
@@ -1154,8 +1217,145 @@ out:
 	json_decref(req);
 	json_decref(empty);
 	json_decref(nreply);
-	json_decref(info);
 	return rc;
+}
+
+/* --- outputs signed by the enclave --- */
+
+static void why_set(char *why, size_t whylen, const char *fmt, ...) CF_PRINTF(3, 4);
+static void why_set(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || whylen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* digest || name || 0x00 || ct_sha256: the name has no NUL, the ends are fixed. */
+static cf_err output_message(const uint8_t digest[static CF_SHA256_LEN], const char *name,
+			     const uint8_t ct_sha256[static CF_SHA256_LEN], cf_buf *msg)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > CF_KMS_MAX_OUTPUT_NAME)
+		return CF_ERR_ARG;
+	cf_err rc = cf_buf_append(msg, digest, CF_SHA256_LEN);
+	if (rc == CF_OK)
+		rc = cf_buf_append(msg, name, n + 1); /* with its NUL */
+	if (rc == CF_OK)
+		rc = cf_buf_append(msg, ct_sha256, CF_SHA256_LEN);
+	return rc;
+}
+
+cf_err cf_kms_output_sign(const uint8_t seed[static CF_ED25519_SEED_LEN],
+			  const uint8_t digest[static CF_SHA256_LEN], const char *name,
+			  const uint8_t ct_sha256[static CF_SHA256_LEN],
+			  char sig_b64[static CF_KMS_SIG_B64_LEN + 1])
+{
+	uint8_t sig[CF_ED25519_SIG_LEN];
+	cf_buf msg;
+	cf_buf_init(&msg, 2 * CF_SHA256_LEN + CF_KMS_MAX_OUTPUT_NAME + 1, false);
+	cf_err rc = output_message(digest, name, ct_sha256, &msg);
+	if (rc == CF_OK)
+		rc = sign_with_context(seed, CF_KMS_CTX_OUTPUT, msg.data, msg.len, sig);
+	if (rc == CF_OK)
+		cf_b64_encode(sig, sizeof(sig), true, sig_b64);
+	cf_buf_free(&msg);
+	return rc;
+}
+
+cf_err cf_kms_output_attestation(const cf_kms_release_result *rel, const char *name,
+				 const uint8_t ct_sha256[static CF_SHA256_LEN], json_t **out)
+{
+	char sig[CF_KMS_SIG_B64_LEN + 1];
+	if (!out)
+		return CF_ERR_ARG;
+	*out = NULL;
+	if (!rel || !json_is_object(rel->output_key))
+		return CF_ERR_ARG;
+	cf_err rc = cf_kms_output_sign(rel->output_seed, rel->task_digest, name, ct_sha256, sig);
+	if (rc != CF_OK)
+		return rc;
+	*out = json_pack("{s:O,s:s}", "output_key", rel->output_key, "sig", sig);
+	return *out ? CF_OK : CF_ERR_NOMEM;
+}
+
+cf_err cf_kms_output_verify(const uint8_t kms_pub[static CF_ED25519_PUB_LEN],
+			    const json_t *attestation, const uint8_t digest[static CF_SHA256_LEN],
+			    const char *name, const uint8_t ct_sha256[static CF_SHA256_LEN],
+			    cf_kms_output_origin *origin, char *why, size_t whylen)
+{
+	const json_t *okey = json_object_get(attestation, "output_key");
+	const json_t *statement = json_object_get(okey, "statement");
+	const char *kms_sig, *sig64, *pub64, *tee, *m, *got_hex;
+	uint8_t pub[CF_ED25519_PUB_LEN], sig[CF_ED25519_SIG_LEN], got[CF_SHA256_LEN];
+	cf_tee_kind kind;
+	long long issued;
+	cf_buf msg;
+	cf_err rc;
+	if (origin)
+		memset(origin, 0, sizeof(*origin));
+	if (why && whylen)
+		why[0] = '\0';
+	if (!name || !*name || strlen(name) > CF_KMS_MAX_OUTPUT_NAME) {
+		why_set(why, whylen, "the output name is empty or too long");
+		return CF_ERR_ARG;
+	}
+	if (!json_is_object(attestation)) {
+		why_set(why, whylen, "the output carries no attestation");
+		return CF_ERR_PARSE;
+	}
+	if (!json_is_object(statement) || cf_json_get_string(okey, "sig", &kms_sig) != CF_OK ||
+	    cf_json_get_string(attestation, "sig", &sig64) != CF_OK) {
+		why_set(why, whylen, "the attestation is malformed (output_key.statement, "
+			"output_key.sig and sig are needed)");
+		return CF_ERR_PARSE;
+	}
+	rc = cf_kms_verify_sig(kms_pub, CF_KMS_CTX_OUTPUT_KEY, statement, kms_sig);
+	if (rc != CF_OK) {
+		why_set(why, whylen, "the output key statement is not signed by the pinned KMS");
+		return rc == CF_ERR_NOMEM ? rc : CF_ERR_AUTH;
+	}
+	/* Signed by the KMS, so well-formed unless the KMS is broken: checked all the same. */
+	if (cf_json_get_string(statement, "task_digest", &got_hex) != CF_OK ||
+	    hex_exact(got_hex, got, sizeof(got)) != CF_OK ||
+	    cf_json_get_string(statement, "output_key", &pub64) != CF_OK ||
+	    b64_exact(pub64, pub, sizeof(pub)) != CF_OK ||
+	    cf_json_get_string(statement, "tee", &tee) != CF_OK ||
+	    cf_tee_kind_parse(tee, &kind) != CF_OK || kind == CF_TEE_NONE ||
+	    cf_json_get_string(statement, "measurement", &m) != CF_OK ||
+	    strlen(m) >= sizeof(origin->measurement) ||
+	    cf_json_get_int(statement, "issued", &issued) != CF_OK) {
+		why_set(why, whylen, "the KMS's output key statement is malformed");
+		return CF_ERR_PARSE;
+	}
+	if (memcmp(got, digest, CF_SHA256_LEN) != 0) {
+		why_set(why, whylen, "the KMS released the output key for another task (%.64s)",
+			got_hex);
+		return CF_ERR_AUTH;
+	}
+	if (b64_exact(sig64, sig, sizeof(sig)) != CF_OK) {
+		why_set(why, whylen, "the enclave's signature is not 64 bytes of base64");
+		return CF_ERR_PARSE;
+	}
+	cf_buf_init(&msg, 2 * CF_SHA256_LEN + CF_KMS_MAX_OUTPUT_NAME + 1, false);
+	rc = output_message(digest, name, ct_sha256, &msg);
+	if (rc == CF_OK)
+		rc = verify_with_context(pub, CF_KMS_CTX_OUTPUT, msg.data, msg.len, sig);
+	cf_buf_free(&msg);
+	if (rc != CF_OK) {
+		why_set(why, whylen, "the enclave's signature does not cover this ciphertext as output "
+			"%.128s of this task", name);
+		return rc == CF_ERR_NOMEM ? rc : CF_ERR_AUTH;
+	}
+	if (origin) {
+		snprintf(origin->tee, sizeof(origin->tee), "%s", cf_tee_kind_name(kind));
+		snprintf(origin->measurement, sizeof(origin->measurement), "%s", m);
+		snprintf(origin->output_key, sizeof(origin->output_key), "%s", pub64);
+		origin->issued = issued;
+	}
+	return CF_OK;
 }
 
 /* --- the client profile --- */

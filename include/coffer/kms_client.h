@@ -36,6 +36,9 @@
 #define CF_KMS_CTX_REQUEST "coffer-kms-request-v1:"
 #define CF_KMS_CTX_APPROVAL "coffer-task-approval-v1:"
 #define CF_KMS_CTX_RECIPIENTS "coffer-kms-recipients-v1:"
+#define CF_KMS_CTX_OUTPUT_KEY "coffer-kms-output-key-v1:"
+/* An output, signed by the enclave with its release's output key (cf_kms_output_sign). */
+#define CF_KMS_CTX_OUTPUT "coffer-output-v1:"
 
 /* report_data contexts: SHA-512(context || 0x00 || fields). */
 #define CF_KMS_RD_RELEASE "coffer-release-v1"
@@ -47,6 +50,7 @@
 #define CF_KMS_REQUEST_ID_LEN 16     /* bytes; 32 hex digits on the wire */
 #define CF_KMS_MAX_REPLY (1u << 20)  /* bytes of one answer */
 #define CF_KMS_MAX_ORG_NAME 64
+#define CF_KMS_MAX_OUTPUT_NAME 128   /* bytes of an output's name (cofferd's limit) */
 
 /* --- names --- */
 
@@ -205,6 +209,17 @@ typedef struct cf_kms_release_result {
 	size_t ninputs;
 	/* The KMS-signed statement {"task_digest", "outputs", "issued"}, verified. */
 	json_t *recipients;
+	/*
+	 * This release's output key: the Ed25519 seed (secret: it came in the
+	 * wrapped keys, so only this enclave has it) and the KMS's signed
+	 * statement of its public half, {"statement": {"task_digest",
+	 * "output_key", "tee", "measurement", "issued"}, "sig"}, verified: the
+	 * KMS's signature, the digest, the public key (the seed's) and the TEE
+	 * kind (this enclave's). The enclave signs its outputs with the seed
+	 * (cf_kms_output_attestation).
+	 */
+	uint8_t output_seed[CF_ED25519_SEED_LEN];
+	json_t *output_key;
 } cf_kms_release_result;
 
 /*
@@ -224,8 +239,60 @@ typedef struct cf_kms_release_result {
  */
 cf_err cf_kms_release(cf_kms_client *c, const cf_tee_provider *tee, const json_t *task,
 		      const json_t *approvals, cf_kms_release_result *out) CF_WUR;
-/* Wipes the file keys and frees everything; out is left zeroed. */
+/* Wipes the file keys and the output seed and frees everything; out is left zeroed. */
 void cf_kms_release_result_free(cf_kms_release_result *r);
+
+/*
+ * The KMS's signing key from GET /v1/info, trusted because the client's
+ * channel ends at the pinned CA. A refusal or transport failure is as
+ * cf_kms_call_get; an answer without a valid kms_pub is CF_ERR_AUTH
+ * (check "info" in cf_kms_client_error).
+ */
+cf_err cf_kms_info_pub(cf_kms_client *c, uint8_t pub[static CF_ED25519_PUB_LEN]) CF_WUR;
+
+/* --- outputs signed by the enclave (docs/kms.md, "Signed outputs") --- */
+
+/*
+ * Signs one output: Ed25519(seed, CF_KMS_CTX_OUTPUT || task digest (32
+ * bytes) || name || 0x00 || SHA-256 of the output's ciphertext (32
+ * bytes)). The name is 1 to CF_KMS_MAX_OUTPUT_NAME bytes (no NUL, so the
+ * message parses one way only); CF_ERR_ARG otherwise.
+ */
+cf_err cf_kms_output_sign(const uint8_t seed[static CF_ED25519_SEED_LEN],
+			  const uint8_t digest[static CF_SHA256_LEN], const char *name,
+			  const uint8_t ct_sha256[static CF_SHA256_LEN],
+			  char sig_b64[static CF_KMS_SIG_B64_LEN + 1]) CF_WUR;
+/*
+ * The attestation an enclave uploads with output name:
+ * {"output_key": the release's signed statement, "sig": the enclave's
+ * cf_kms_output_sign over (rel's digest, name, ct_sha256)}.
+ */
+cf_err cf_kms_output_attestation(const cf_kms_release_result *rel, const char *name,
+				 const uint8_t ct_sha256[static CF_SHA256_LEN],
+				 json_t **out) CF_WUR;
+
+/* Where a verified output comes from, as the KMS's statement says. */
+typedef struct cf_kms_output_origin {
+	char tee[16];              /* the TEE kind */
+	char measurement[129];     /* its principal measurement, hex */
+	long long issued;          /* when the KMS released the keys (UNIX) */
+	char output_key[CF_KMS_PUB_B64_LEN + 1];
+} cf_kms_output_origin;
+
+/*
+ * A recipient's check of an output before it decrypts it: attestation
+ * (as cofferd carries it, untrusted) must hold a statement signed by the
+ * KMS key kms_pub (the pinned KMS's) for task digest `digest` (computed
+ * by the caller from the task itself), naming an output key, and that
+ * key's signature over (digest, name, ct_sha256). CF_OK with origin (may
+ * be NULL) filled; CF_ERR_PARSE if the attestation is missing or
+ * malformed, CF_ERR_AUTH if a signature or the task does not match,
+ * CF_ERR_ARG for bad arguments; why (if non-NULL) says which.
+ */
+cf_err cf_kms_output_verify(const uint8_t kms_pub[static CF_ED25519_PUB_LEN],
+			    const json_t *attestation, const uint8_t digest[static CF_SHA256_LEN],
+			    const char *name, const uint8_t ct_sha256[static CF_SHA256_LEN],
+			    cf_kms_output_origin *origin, char *why, size_t whylen) CF_WUR;
 
 /* --- the client profile: $COFFER_HOME, default ~/.config/coffer --- */
 

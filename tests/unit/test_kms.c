@@ -321,6 +321,17 @@ static void check_released(fixture *f, json_t *out, cf_age_identity *wrap)
 	json_t *keys = NULL;
 	assert_int_equal(cf_json_parse((const char *)plain.data, plain.len, NULL, &keys), CF_OK);
 	cf_buf_free(&plain);
+	/* The output key's seed is in the sealed part, 32 bytes. */
+	const char *seed_member = json_string_value(json_object_get(keys, "output_seed"));
+	assert_non_null(seed_member);
+	char seed64[64];
+	snprintf(seed64, sizeof(seed64), "%s", seed_member);
+	uint8_t oseed[32], opub[32];
+	size_t olen = 0;
+	assert_int_equal(strlen(seed64), 44);
+	assert_int_equal(cf_b64_decode(seed64, 44, true, oseed, 32, &olen), CF_OK);
+	assert_int_equal(olen, 32);
+	assert_int_equal(cf_ed25519_public(oseed, opub), CF_OK);
 	json_t *inputs = json_object_get(keys, "inputs");
 	assert_int_equal(json_array_size(inputs), 2);
 	size_t i;
@@ -363,6 +374,61 @@ static void check_released(fixture *f, json_t *out, cf_age_identity *wrap)
 	assert_int_equal(cf_kms_verify_sig(kms_pub, CF_KMS_CTX_RECIPIENTS, json_object_get(rs, "statement"),
 					   json_string_value(json_object_get(rs, "sig"))),
 			 CF_OK);
+
+	/* The output key statement: signed by the KMS, this task, this enclave, the seed's key. */
+	json_t *ok = json_object_get(out, "output_key");
+	json_t *st = json_object_get(ok, "statement");
+	const char *osig = json_string_value(json_object_get(ok, "sig"));
+	assert_int_equal(cf_kms_verify_sig(kms_pub, CF_KMS_CTX_OUTPUT_KEY, st, osig), CF_OK);
+	/* ...and under that context only. */
+	assert_int_equal(cf_kms_verify_sig(kms_pub, CF_KMS_CTX_RECIPIENTS, st, osig), CF_ERR_AUTH);
+	assert_string_equal(json_string_value(json_object_get(st, "task_digest")),
+			    json_string_value(json_object_get(out, "task_digest")));
+	assert_string_equal(json_string_value(json_object_get(st, "tee")), "soft");
+	char meas[97], pub64[45];
+	cf_hex_encode(f->enclave_meas, 48, meas);
+	assert_string_equal(json_string_value(json_object_get(st, "measurement")), meas);
+	cf_b64_encode(opub, 32, true, pub64);
+	assert_string_equal(json_string_value(json_object_get(st, "output_key")), pub64);
+	assert_int_equal(json_integer_value(json_object_get(st, "issued")), fake_now);
+	/* The seed appears nowhere in the plain answer, in any spelling. */
+	char *plain_answer = json_dumps(out, JSON_COMPACT);
+	char seed_hex[65];
+	cf_hex_encode(oseed, 32, seed_hex);
+	assert_null(strstr(plain_answer, seed64));
+	assert_null(strstr(plain_answer, seed_hex));
+	assert_null(memmem(plain_answer, strlen(plain_answer), oseed, 32));
+	free(plain_answer);
+	/* What the enclave signs with the seed verifies for a recipient. */
+	uint8_t digest[32], ct[32];
+	size_t dl = 0;
+	assert_int_equal(cf_hex_decode(json_string_value(json_object_get(out, "task_digest")), 64,
+				       digest, 32, &dl), CF_OK);
+	memset(ct, 7, sizeof(ct));
+	char esig[CF_KMS_SIG_B64_LEN + 1];
+	assert_int_equal(cf_kms_output_sign(oseed, digest, "result", ct, esig), CF_OK);
+	json_t *att = json_pack("{s:O,s:s}", "output_key", ok, "sig", esig);
+	cf_kms_output_origin origin;
+	assert_int_equal(cf_kms_output_verify(kms_pub, att, digest, "result", ct, &origin, NULL, 0),
+			 CF_OK);
+	assert_string_equal(origin.measurement, meas);
+	json_decref(att);
+	/* The release's audit entry names the output key (and not its seed). */
+	char path[160];
+	snprintf(path, sizeof(path), "%s/audit.log", f->state);
+	FILE *fa = fopen(path, "r");
+	assert_non_null(fa);
+	char line[2048], last[2048] = "";
+	while (fgets(line, sizeof(line), fa))
+		snprintf(last, sizeof(last), "%s", line);
+	fclose(fa);
+	assert_non_null(strstr(last, "\"operation\":\"release\""));
+	char want_obj[80];
+	snprintf(want_obj, sizeof(want_obj), "output_key:%s", pub64);
+	assert_non_null(strstr(last, want_obj));
+	assert_null(strstr(last, seed64));
+	cf_wipe(oseed, sizeof(oseed));
+	cf_wipe(seed64, sizeof(seed64));
 	json_decref(info);
 }
 
@@ -389,6 +455,18 @@ static void test_release_two_orgs(void **state)
 	json_t *out = release(f, task, both(task, f), NULL, &wrap);
 	check_released(f, out, &wrap);
 	cf_age_key_wipe(&wrap.key);
+	/* Every release has its own output key. */
+	json_t *again = release(f, task, both(task, f), NULL, &wrap);
+	check_released(f, again, &wrap);
+	cf_age_key_wipe(&wrap.key);
+	const char *k1 = json_string_value(json_object_get(
+		json_object_get(json_object_get(out, "output_key"), "statement"), "output_key"));
+	const char *k2 = json_string_value(json_object_get(
+		json_object_get(json_object_get(again, "output_key"), "statement"), "output_key"));
+	assert_non_null(k1);
+	assert_non_null(k2);
+	assert_string_not_equal(k1, k2);
+	json_decref(again);
 	json_decref(out);
 	json_decref(task);
 }

@@ -1147,6 +1147,12 @@ enum fake_mode {
 	FAKE_SHORT_KEY,       /* a 15-byte file key */
 	FAKE_NONCE_BAD,       /* a nonce that is not 32 bytes of hex */
 	FAKE_HEADER_HASH,     /* header_sha256 not hex */
+	FAKE_NO_SEED,         /* the keys file has no output seed */
+	FAKE_OKEY_SIG,        /* the output key statement is not signed by the KMS */
+	FAKE_OKEY_DIGEST,     /* the output key statement is for another task */
+	FAKE_OKEY_OTHER_KEY,  /* the statement names another key than the seed's */
+	FAKE_OKEY_TEE,        /* the statement names another TEE kind */
+	FAKE_OKEY_MISSING,    /* no output key statement */
 };
 
 static struct {
@@ -1155,6 +1161,7 @@ static struct {
 	uint8_t nonce[32];
 	uint8_t file_keys[2][16];
 	uint8_t headers[2][32];
+	uint8_t output_seed[32], output_pub[32];
 	uint8_t last_rd[64];
 	bool rd_ok;
 	bool evidence_failed;
@@ -1239,6 +1246,11 @@ static void fake_release(const char *body, http_reply *out)
 	}
 	json_t *keys = json_pack("{s:s,s:o}", "task_digest",
 				 fake.mode == FAKE_KEYS_DIGEST ? lie : hex, "inputs", kin);
+	if (fake.mode != FAKE_NO_SEED) {
+		char *seed64 = b64_of(fake.output_seed, 32);
+		json_object_set_new(keys, "output_seed", json_string(seed64));
+		free(seed64);
+	}
 	char *plain = json_dumps(keys, JSON_COMPACT);
 	cf_age_recipient r = { .kind = CF_AGE_X25519 };
 	memcpy(r.pub, wrap_pub, 32);
@@ -1258,10 +1270,28 @@ static void fake_release(const char *body, http_reply *out)
 	assert_int_equal(cf_kms_sign(fake.mode == FAKE_STATEMENT_SIG ? seed_b : fake.kms_seed,
 				     CF_KMS_CTX_RECIPIENTS, statement, sig),
 			 CF_OK);
-	reply_json(out, 200,
-		   json_pack("{s:s,s:s,s:o,s:{s:o,s:s}}", "task_digest",
-			     fake.mode == FAKE_REPLY_DIGEST ? lie : hex, "keys", keys_b64, "inputs",
-			     rin, "recipients", "statement", statement, "sig", sig));
+	uint8_t other_pub[32];
+	memcpy(other_pub, fake.output_pub, 32);
+	other_pub[3] ^= 1;
+	char *opub = b64_of(fake.mode == FAKE_OKEY_OTHER_KEY ? other_pub : fake.output_pub, 32);
+	json_t *ostatement = json_pack("{s:s,s:s,s:s,s:s,s:I}", "task_digest",
+				       fake.mode == FAKE_OKEY_DIGEST ? lie : hex, "output_key", opub,
+				       "tee", fake.mode == FAKE_OKEY_TEE ? "sgx" : "soft",
+				       "measurement", "ab12", "issued", (json_int_t)time(NULL));
+	free(opub);
+	char osig[CF_KMS_SIG_B64_LEN + 1];
+	assert_int_equal(cf_kms_sign(fake.mode == FAKE_OKEY_SIG ? seed_b : fake.kms_seed,
+				     CF_KMS_CTX_OUTPUT_KEY, ostatement, osig),
+			 CF_OK);
+	json_t *answer = json_pack("{s:s,s:s,s:o,s:{s:o,s:s}}", "task_digest",
+				   fake.mode == FAKE_REPLY_DIGEST ? lie : hex, "keys", keys_b64, "inputs",
+				   rin, "recipients", "statement", statement, "sig", sig);
+	if (fake.mode != FAKE_OKEY_MISSING)
+		json_object_set_new(answer, "output_key",
+				    json_pack("{s:o,s:s}", "statement", ostatement, "sig", osig));
+	else
+		json_decref(ostatement);
+	reply_json(out, 200, answer);
 	free(keys_b64);
 	cf_buf_free(&wrapped);
 	free(plain);
@@ -1319,6 +1349,7 @@ static void test_release(void **state)
 		fake.file_keys[1][i] = (uint8_t)(0x70 + i);
 	}
 	assert_int_equal(cf_ed25519_public(fake.kms_seed, fake.kms_pub), CF_OK);
+	assert_int_equal(cf_ed25519_keygen(fake.output_seed, fake.output_pub), CF_OK);
 	server_start(h_fake_kms, false, false);
 
 	cf_kms_release_result res;
@@ -1339,10 +1370,29 @@ static void test_release(void **state)
 	assert_true(json_is_object(res.recipients));
 	assert_true(json_equal(json_object_get(res.recipients, "outputs"),
 			       json_object_get(task, "outputs")));
+	/* The output key: the seed from the wrapped keys, the statement as signed. */
+	assert_memory_equal(res.output_seed, fake.output_seed, 32);
+	assert_true(json_is_object(json_object_get(res.output_key, "statement")));
+	/* What the enclave uploads with an output verifies for a recipient. */
+	uint8_t ct_sha[32];
+	memset(ct_sha, 0x42, sizeof(ct_sha));
+	json_t *att = NULL;
+	assert_int_equal(cf_kms_output_attestation(&res, "result", ct_sha, &att), CF_OK);
+	cf_kms_output_origin origin;
+	char why[200];
+	assert_int_equal(cf_kms_output_verify(fake.kms_pub, att, digest, "result", ct_sha, &origin,
+					      why, sizeof(why)),
+			 CF_OK);
+	assert_string_equal(origin.tee, "soft");
+	assert_string_equal(origin.measurement, "ab12");
+	json_decref(att);
 	json_decref(task);
 	cf_kms_release_result_free(&res);
 	assert_null(res.inputs);
+	assert_null(res.output_key);
 	assert_int_equal(res.ninputs, 0);
+	uint8_t zero[32] = { 0 };
+	assert_memory_equal(res.output_seed, zero, 32);
 	cf_kms_client_free(c);
 
 	/* A refusal: the check is kept for the caller. */
@@ -1368,6 +1418,12 @@ static void test_release(void **state)
 		{ FAKE_SHORT_KEY, "file key of input" },
 		{ FAKE_NONCE_BAD, "no valid nonce" },
 		{ FAKE_HEADER_HASH, "header_sha256 of input" },
+		{ FAKE_NO_SEED, "no valid output key seed" },
+		{ FAKE_OKEY_SIG, "output key statement is not signed by the KMS" },
+		{ FAKE_OKEY_DIGEST, "output key statement is for another task" },
+		{ FAKE_OKEY_OTHER_KEY, "another key than the released seed's" },
+		{ FAKE_OKEY_TEE, "names a sgx TEE, this is soft" },
+		{ FAKE_OKEY_MISSING, "output key statement is missing" },
 	};
 	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
 		memset(&res, 0x5a, sizeof(res));
@@ -1379,7 +1435,10 @@ static void test_release(void **state)
 		/* Nothing half-filled is left behind. */
 		assert_null(res.inputs);
 		assert_null(res.recipients);
+		assert_null(res.output_key);
 		assert_int_equal(res.ninputs, 0);
+		for (size_t k = 0; k < sizeof(res.output_seed); k++)
+			assert_int_equal(res.output_seed[k], 0);
 		cf_kms_client_free(c);
 	}
 
@@ -1407,6 +1466,224 @@ static void test_release(void **state)
 	cf_kms_release_result_free(NULL);
 }
 
+/* --- signed outputs: what a recipient checks --- */
+
+/* A statement by the KMS (seed_a) for task digest d, of output key opub. */
+static json_t *output_key_of(const uint8_t kms_seed[32], const char *context, const uint8_t d[32],
+			     const uint8_t opub[32], const char *tee)
+{
+	char hex[65], sig[CF_KMS_SIG_B64_LEN + 1];
+	cf_hex_encode(d, 32, hex);
+	char *pub = b64_of(opub, 32);
+	json_t *st = json_pack("{s:s,s:s,s:s,s:s,s:I}", "task_digest", hex, "output_key", pub, "tee",
+			       tee, "measurement", "00ff", "issued", (json_int_t)1800000000);
+	free(pub);
+	assert_int_equal(cf_kms_sign(kms_seed, context, st, sig), CF_OK);
+	return json_pack("{s:o,s:s}", "statement", st, "sig", sig);
+}
+
+/* tmpl with @D replaced by digest and @K by key. */
+static void fill(char *out, size_t cap, const char *tmpl, const char *digest, const char *key)
+{
+	size_t n = 0;
+	for (const char *p = tmpl; *p && n + 1 < cap; p++) {
+		const char *with = p[0] == '@' && p[1] == 'D' ? digest : p[0] == '@' && p[1] == 'K' ? key : NULL;
+		if (!with) {
+			out[n++] = *p;
+			continue;
+		}
+		for (; *with && n + 1 < cap; with++)
+			out[n++] = *with;
+		p++;
+	}
+	out[n] = '\0';
+}
+
+static cf_err verify_att(const uint8_t kms_pub[32], const json_t *att, const uint8_t d[32],
+			 const char *name, const uint8_t sha[32], const char *want_why)
+{
+	char why[256];
+	cf_kms_output_origin origin;
+	memset(&origin, 0x55, sizeof(origin));
+	cf_err rc = cf_kms_output_verify(kms_pub, att, d, name, sha, &origin, why, sizeof(why));
+	if (rc == CF_OK) {
+		assert_string_equal(why, "");
+	} else {
+		/* Nothing of a failed check is reported as an origin. */
+		assert_string_equal(origin.tee, "");
+		assert_string_equal(origin.measurement, "");
+		if (want_why && !strstr(why, want_why))
+			fail_msg("'%s' does not say '%s'", why, want_why);
+	}
+	return rc;
+}
+
+static void test_output_verify(void **state)
+{
+	(void)state;
+	uint8_t d[32], d2[32], sha[32], oseed[32], opub[32], fseed[32], fpub[32];
+	for (int i = 0; i < 32; i++) {
+		d[i] = (uint8_t)(3 * i + 1);
+		d2[i] = d[i];
+		sha[i] = (uint8_t)(0xc0 ^ i);
+	}
+	d2[31] ^= 1;
+	assert_int_equal(cf_ed25519_keygen(oseed, opub), CF_OK);
+	assert_int_equal(cf_ed25519_keygen(fseed, fpub), CF_OK);
+
+	/* The enclave's side, as cf_kms_output_attestation makes it. */
+	cf_kms_release_result rel;
+	memset(&rel, 0, sizeof(rel));
+	memcpy(rel.task_digest, d, 32);
+	memcpy(rel.output_seed, oseed, 32);
+	rel.output_key = output_key_of(seed_a, CF_KMS_CTX_OUTPUT_KEY, d, opub, "soft");
+	json_t *att = NULL;
+	assert_int_equal(cf_kms_output_attestation(&rel, "result", sha, &att), CF_OK);
+	cf_kms_output_origin origin;
+	assert_int_equal(cf_kms_output_verify(pub_a, att, d, "result", sha, &origin, NULL, 0), CF_OK);
+	assert_string_equal(origin.tee, "soft");
+	assert_string_equal(origin.measurement, "00ff");
+	assert_int_equal(origin.issued, 1800000000);
+	char opub64[CF_KMS_PUB_B64_LEN + 1];
+	cf_b64_encode(opub, 32, true, opub64);
+	assert_string_equal(origin.output_key, opub64);
+	assert_int_equal(verify_att(pub_a, att, d, "result", sha, NULL), CF_OK);
+
+	/* The signature covers exactly the task, the name and the ciphertext's hash. */
+	assert_int_equal(verify_att(pub_a, att, d2, "result", sha, "for another task"), CF_ERR_AUTH);
+	assert_int_equal(verify_att(pub_a, att, d, "sizes", sha, "does not cover"), CF_ERR_AUTH);
+	assert_int_equal(verify_att(pub_a, att, d, "resul", sha, "does not cover"), CF_ERR_AUTH);
+	assert_int_equal(verify_att(pub_a, att, d, "result2", sha, "does not cover"), CF_ERR_AUTH);
+	for (int i = 0; i < 32; i += 31) {
+		uint8_t alt[32];
+		memcpy(alt, sha, 32);
+		alt[i] ^= 0x80;
+		assert_int_equal(verify_att(pub_a, att, d, "result", alt, "does not cover"),
+				 CF_ERR_AUTH);
+	}
+	/* Another KMS (or none: whoever cofferd says) is not the pinned one. */
+	assert_int_equal(verify_att(pub_b, att, d, "result", sha, "not signed by the pinned KMS"),
+			 CF_ERR_AUTH);
+	json_decref(att);
+
+	/* cofferd's forgery: its own output key, in a statement it cannot sign as the KMS. */
+	json_t *forged_okey = output_key_of(seed_b, CF_KMS_CTX_OUTPUT_KEY, d, fpub, "soft");
+	char fsig[CF_KMS_SIG_B64_LEN + 1];
+	assert_int_equal(cf_kms_output_sign(fseed, d, "result", sha, fsig), CF_OK);
+	att = json_pack("{s:o,s:s}", "output_key", forged_okey, "sig", fsig);
+	assert_int_equal(verify_att(pub_a, att, d, "result", sha, "not signed by the pinned KMS"),
+			 CF_ERR_AUTH);
+	json_decref(att);
+	/* The KMS's genuine statement, with a signature by another key. */
+	att = json_pack("{s:O,s:s}", "output_key", rel.output_key, "sig", fsig);
+	assert_int_equal(verify_att(pub_a, att, d, "result", sha, "does not cover"), CF_ERR_AUTH);
+	json_decref(att);
+	/* A statement the KMS signed for another purpose (recipients) does not pass. */
+	json_t *ctx_okey = output_key_of(seed_a, CF_KMS_CTX_RECIPIENTS, d, opub, "soft");
+	char osig[CF_KMS_SIG_B64_LEN + 1];
+	assert_int_equal(cf_kms_output_sign(oseed, d, "result", sha, osig), CF_OK);
+	att = json_pack("{s:o,s:s}", "output_key", ctx_okey, "sig", osig);
+	assert_int_equal(verify_att(pub_a, att, d, "result", sha, "not signed by the pinned KMS"),
+			 CF_ERR_AUTH);
+	json_decref(att);
+	/* An output of another task, with that task's genuine statement. */
+	json_t *other = output_key_of(seed_a, CF_KMS_CTX_OUTPUT_KEY, d2, opub, "soft");
+	char sig2[CF_KMS_SIG_B64_LEN + 1];
+	assert_int_equal(cf_kms_output_sign(oseed, d2, "result", sha, sig2), CF_OK);
+	att = json_pack("{s:o,s:s}", "output_key", other, "sig", sig2);
+	assert_int_equal(verify_att(pub_a, att, d2, "result", sha, NULL), CF_OK);
+	assert_int_equal(verify_att(pub_a, att, d, "result", sha, "for another task"), CF_ERR_AUTH);
+	json_decref(att);
+	/* The enclave's signature for task d2 over a statement for d. */
+	att = json_pack("{s:O,s:s}", "output_key", rel.output_key, "sig", sig2);
+	assert_int_equal(verify_att(pub_a, att, d, "result", sha, "does not cover"), CF_ERR_AUTH);
+	json_decref(att);
+
+	/* Malformed attestations. */
+	assert_int_equal(verify_att(pub_a, NULL, d, "result", sha, "no attestation"), CF_ERR_PARSE);
+	static const char *const bad[] = {
+		"[]", "{}", "{\"sig\": \"AAAA\"}", "{\"output_key\": {}, \"sig\": \"AAAA\"}",
+		"{\"output_key\": {\"statement\": {}}, \"sig\": \"AAAA\"}",
+		"{\"output_key\": {\"statement\": [], \"sig\": \"AAAA\"}, \"sig\": \"AAAA\"}",
+		"{\"output_key\": {\"statement\": {}, \"sig\": 5}, \"sig\": \"AAAA\"}",
+		"{\"output_key\": {\"statement\": {}, \"sig\": \"AAAA\"}, \"sig\": null}",
+		"{\"output_key\": {\"statement\": {}, \"sig\": \"AAAA\"}, \"sig\": \"AAAA\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		att = parse(bad[i]);
+		cf_err rc = verify_att(pub_a, att, d, "result", sha, NULL);
+		if (rc != CF_ERR_PARSE && rc != CF_ERR_AUTH)
+			fail_msg("bad[%zu]: %s", i, cf_strerror(rc));
+		json_decref(att);
+	}
+	/* The enclave's signature that is not 64 bytes of base64. */
+	static const char *const bad_sigs[] = { "", "AAAA", "!!!!", "not base64 at all" };
+	for (size_t i = 0; i < sizeof(bad_sigs) / sizeof(bad_sigs[0]); i++) {
+		att = json_pack("{s:O,s:s}", "output_key", rel.output_key, "sig", bad_sigs[i]);
+		assert_int_equal(verify_att(pub_a, att, d, "result", sha, "not 64 bytes"), CF_ERR_PARSE);
+		json_decref(att);
+	}
+	{ /* one byte short, padded right */
+		char *s63 = b64_of((const uint8_t *)osig, 63);
+		att = json_pack("{s:O,s:s}", "output_key", rel.output_key, "sig", s63);
+		assert_int_equal(verify_att(pub_a, att, d, "result", sha, "not 64 bytes"), CF_ERR_PARSE);
+		json_decref(att);
+		free(s63);
+	}
+	/* A statement the KMS signed but lacking members, or naming no TEE. */
+	static const char *const thin[] = {
+		"{\"task_digest\": \"@D\"}",
+		"{\"task_digest\": \"@D\", \"output_key\": \"AAAA\", \"tee\": \"soft\", \"measurement\": \"00\", \"issued\": 1}",
+		"{\"task_digest\": \"@D\", \"output_key\": \"@K\", \"tee\": \"none\", \"measurement\": \"00\", \"issued\": 1}",
+		"{\"task_digest\": \"@D\", \"output_key\": \"@K\", \"tee\": \"soft\", \"issued\": 1}",
+		"{\"task_digest\": \"@D\", \"output_key\": \"@K\", \"tee\": \"soft\", \"measurement\": \"00\"}",
+		"{\"task_digest\": \"@D\", \"output_key\": \"@K\", \"tee\": \"soft\", \"measurement\": \"00\", \"issued\": \"1\"}",
+	};
+	char hex[65];
+	cf_hex_encode(d, 32, hex);
+	char upper[65];
+	for (int i = 0; i < 65; i++)
+		upper[i] = (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 32 : hex[i]);
+	for (size_t i = 0; i < sizeof(thin) / sizeof(thin[0]) + 1; i++) {
+		char text[512], ksig[CF_KMS_SIG_B64_LEN + 1];
+		if (i < sizeof(thin) / sizeof(thin[0]))
+			fill(text, sizeof(text), thin[i], hex, opub64);
+		else /* the digest in upper case: not the canonical spelling */
+			snprintf(text, sizeof(text), "{\"task_digest\": \"%s\", \"output_key\": \"%s\", "
+				 "\"tee\": \"soft\", \"measurement\": \"00\", \"issued\": 1}", upper, opub64);
+		json_t *st = parse(text);
+		assert_int_equal(cf_kms_sign(seed_a, CF_KMS_CTX_OUTPUT_KEY, st, ksig), CF_OK);
+		att = json_pack("{s:{s:o,s:s},s:s}", "output_key", "statement", st, "sig", ksig, "sig",
+				osig);
+		assert_int_equal(verify_att(pub_a, att, d, "result", sha, "statement is malformed"),
+				 CF_ERR_PARSE);
+		json_decref(att);
+	}
+
+	/* Names: 1 to 128 bytes, both to sign and to verify. */
+	char long_name[CF_KMS_MAX_OUTPUT_NAME + 2];
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	assert_int_equal(cf_kms_output_sign(oseed, d, "", sha, osig), CF_ERR_ARG);
+	assert_int_equal(cf_kms_output_sign(oseed, d, NULL, sha, osig), CF_ERR_ARG);
+	assert_int_equal(cf_kms_output_sign(oseed, d, long_name, sha, osig), CF_ERR_ARG);
+	long_name[CF_KMS_MAX_OUTPUT_NAME] = '\0';
+	assert_int_equal(cf_kms_output_sign(oseed, d, long_name, sha, osig), CF_OK);
+	att = json_pack("{s:O,s:s}", "output_key", rel.output_key, "sig", osig);
+	assert_int_equal(verify_att(pub_a, att, d, long_name, sha, NULL), CF_OK);
+	assert_int_equal(verify_att(pub_a, att, d, "", sha, "empty or too long"), CF_ERR_ARG);
+	assert_int_equal(verify_att(pub_a, att, d, NULL, sha, "empty or too long"), CF_ERR_ARG);
+	json_decref(att);
+	/* No release, no attestation. */
+	cf_kms_release_result none;
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(cf_kms_output_attestation(&none, "result", sha, &att), CF_ERR_ARG);
+	assert_null(att);
+	assert_int_equal(cf_kms_output_attestation(&rel, "", sha, &att), CF_ERR_ARG);
+	assert_null(att);
+	cf_kms_release_result_free(&rel);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1430,6 +1707,7 @@ int main(void)
 		cmocka_unit_test(test_signed_request),
 		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_release),
+		cmocka_unit_test(test_output_verify),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
