@@ -579,10 +579,15 @@ static json_t *log_tail(cofferd *d, const char *run_id)
 
 static void output_item(void *arg, const store_output *o)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:I,s:I,s:s?}", "name", o->name, "state",
-					     o->state, "received", (json_int_t)o->received, "size",
-					     (json_int_t)o->size, "sha256",
-					     o->sha256[0] ? o->sha256 : NULL));
+	/* The enclave's attestation, as it came: cofferd carries it and checks nothing. */
+	json_t *att = NULL;
+	if (o->attestation[0] &&
+	    cf_json_parse(o->attestation, strlen(o->attestation), NULL, &att) != CF_OK)
+		att = NULL;
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:I,s:I,s:s?,s:o?}", "name", o->name,
+					     "state", o->state, "received", (json_int_t)o->received,
+					     "size", (json_int_t)o->size, "sha256",
+					     o->sha256[0] ? o->sha256 : NULL, "attestation", att));
 }
 
 /* Looks up the run of c->param[0]; a run token only its own. Answers itself. */
@@ -806,6 +811,25 @@ void h_run_output_commit(ctx *c)
 		api_fail(c, 400, "size (bytes, at least 1) and sha256 (64 lower-case hex digits)");
 		return;
 	}
+	/* The enclave's attestation: any JSON object, kept as compact JSON, never checked here. */
+	const json_t *att = json_object_get(c->body, "attestation");
+	char att_text[STORE_ATTESTATION_LEN] = "";
+	if (att && !json_is_null(att)) {
+		char *t = json_is_object(att) ? json_dumps(att, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		size_t n = t ? strlen(t) : 0;
+		if (t && n < sizeof(att_text))
+			memcpy(att_text, t, n + 1);
+		free(t);
+		if (!json_is_object(att)) {
+			api_fail(c, 400, "attestation: a JSON object");
+			return;
+		}
+		if (!att_text[0]) {
+			api_fail(c, 413, "the attestation is over %d bytes of JSON",
+				 STORE_ATTESTATION_LEN - 1);
+			return;
+		}
+	}
 	cf_err rc = store_output_get(c->d->db, r.id, c->param[1], &o);
 	if (rc == CF_OK && strcmp(o.state, "ready") == 0) {
 		api_fail(c, 409, "the output is committed");
@@ -833,6 +857,7 @@ void h_run_output_commit(ctx *c)
 	snprintf(o.state, sizeof(o.state), "ready");
 	o.received = o.size = size;
 	snprintf(o.sha256, sizeof(o.sha256), "%s", sha);
+	memcpy(o.attestation, att_text, sizeof(o.attestation));
 	if (rc != CF_OK || (rc = store_output_put(c->d->db, &o)) != CF_OK) {
 		api_fail(c, 500, "committing the output failed (%s)", cf_strerror(rc));
 		return;

@@ -30,7 +30,7 @@
 #include "coffer/crypto.h"
 #include "coffer/err.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #define STORE_ID_LEN 32        /* "PREFIX-" + 16 hex and a NUL fit */
 #define STORE_NAME_LEN 65      /* 64 characters of [a-z0-9-] and a NUL */
@@ -44,6 +44,7 @@
 #define STORE_MESSAGE_LEN 256
 #define STORE_OUTPUT_NAME_LEN 129
 #define STORE_TABLE_LEN 129
+#define STORE_ATTESTATION_LEN 4096 /* an output's attestation: compact JSON and a NUL */
 
 typedef struct store store;
 
@@ -252,6 +253,12 @@ typedef struct store_output {
 	uint64_t received;
 	uint64_t size;              /* when ready */
 	char sha256[STORE_HEX256_LEN]; /* when ready */
+	/*
+	 * When ready: the enclave's attestation of the output (compact JSON,
+	 * docs/api.md), carried as it came and never checked here (recipients
+	 * check it); "" if the enclave sent none.
+	 */
+	char attestation[STORE_ATTESTATION_LEN];
 } store_output;
 
 /* Creates or updates (run_id, name). */

@@ -72,6 +72,8 @@ static const char *const migrations[] = {
 	" name TEXT NOT NULL, idx INTEGER NOT NULL, state TEXT NOT NULL,"
 	" received INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,"
 	" sha256 TEXT NOT NULL DEFAULT '', PRIMARY KEY(run_id, name));",
+	/* 2: the enclave's attestation of each output (docs/api.md), opaque to cofferd */
+	"ALTER TABLE outputs ADD COLUMN attestation TEXT NOT NULL DEFAULT '';",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
 	       "one migration per schema version");
@@ -1145,7 +1147,7 @@ cf_err store_task_running_run(store *s, const char *task_id, char run_id[static 
 
 /* --- outputs --- */
 
-#define OUTPUT_COLS "run_id, name, idx, state, received, size, sha256"
+#define OUTPUT_COLS "run_id, name, idx, state, received, size, sha256, attestation"
 
 static cf_err output_row(sqlite3_stmt *st, store_output *o)
 {
@@ -1160,6 +1162,8 @@ static cf_err output_row(sqlite3_stmt *st, store_output *o)
 	o->size = (uint64_t)sqlite3_column_int64(st, 5);
 	if (rc == CF_OK)
 		rc = col_text(st, 6, o->sha256, sizeof(o->sha256));
+	if (rc == CF_OK)
+		rc = col_text(st, 7, o->attestation, sizeof(o->attestation));
 	return rc;
 }
 
@@ -1167,9 +1171,9 @@ cf_err store_output_put(store *s, const store_output *o)
 {
 	cf_err rc;
 	LOCKED(s, rc = exec(s, "INSERT OR REPLACE INTO outputs(" OUTPUT_COLS ")"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?)",
-			    "ttitiit", o->run_id, o->name, (int64_t)o->index, o->state,
-			    (int64_t)o->received, (int64_t)o->size, o->sha256));
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			    "ttitiitt", o->run_id, o->name, (int64_t)o->index, o->state,
+			    (int64_t)o->received, (int64_t)o->size, o->sha256, o->attestation));
 	return rc;
 }
 
@@ -1214,8 +1218,8 @@ cf_err store_output_latest(store *s, const char *task_id, const char *name, stor
 	sqlite3_stmt *st = NULL;
 	cf_err rc;
 	LOCKED(s, {
-		rc = query(s, &st, "SELECT o.run_id, o.name, o.idx, o.state, o.received, o.size, o.sha256"
-				   " FROM outputs o JOIN runs r ON r.id = o.run_id"
+		rc = query(s, &st, "SELECT o.run_id, o.name, o.idx, o.state, o.received, o.size, o.sha256,"
+				   " o.attestation FROM outputs o JOIN runs r ON r.id = o.run_id"
 				   " WHERE r.task_id = ? AND r.state = 'succeeded' AND o.name = ?"
 				   " AND o.state = 'ready' ORDER BY r.started DESC, r.rowid DESC LIMIT 1",
 			   "tt", task_id, name);

@@ -5,7 +5,8 @@
 # dataset uploaded in parts and downloaded back; a task approved by both
 # owners (one signature checked under the key cofferd knows); a run whose
 # stand-in enclave (a shell script) fetches its spec and inputs with the
-# run token, uploads an output and finishes; the output read by its
+# run token, uploads an output with an attestation (opaque to cofferd,
+# which must carry it back as sent) and finishes; the output read by its
 # recipient only; the audit log verified with `coffer audit verify`.
 # As root, one more run through the real coffer-launch, whose enclave
 # (/usr/bin/true) exits without finishing. No sanitizer report at exit.
@@ -66,7 +67,9 @@ printf 'AGE-ENCRYPTED-RESULT-OF-%s' "$run" >"$w/out"
 c -X PUT --data-binary @"$w/out" "$url/v1/runs/$run/outputs/result?offset=0" >/dev/null
 size=$(wc -c <"$w/out")
 sha=$(sha256sum <"$w/out" | cut -d' ' -f1)
-c -d "{\"size\":$size,\"sha256\":\"$sha\"}" "$url/v1/runs/$run/outputs/result/commit" >/dev/null
+# Not a real one (there is no KMS here): cofferd checks nothing of it, only carries it.
+att="{\"sig\":\"stand-in-$run\",\"output_key\":{\"statement\":{\"task_digest\":\"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$w/spec.json")\"},\"sig\":\"none\"}}"
+c -d "{\"size\":$size,\"sha256\":\"$sha\",\"attestation\":$att}" "$url/v1/runs/$run/outputs/result/commit" >/dev/null
 c -d '{"status":"succeeded","message":"stand-in done"}' "$url/v1/runs/$run/finish" >/dev/null
 echo "stand-in enclave: finished"
 EOF
@@ -221,6 +224,10 @@ while :; do
 done
 check "the run succeeded" "$st" succeeded
 check "the enclave exited 0" "$(jget "$tmp/resp" exit_status)" 0
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["outputs"][0]))' "$tmp/resp" >"$tmp/output.json"
+check "the run lists the output's attestation as the enclave sent it" \
+	"$(jget "$tmp/output.json" attestation.sig)" "stand-in-$run_id"
+check "with the task's digest in it" "$(jget "$tmp/output.json" attestation.output_key.statement.task_digest)" "$digest"
 if grep -q "stand-in enclave: finished" "$state/runs/$run_id.log"; then ok "the run's log holds the enclave's output"; else
 	not_ok "run log: $(tail -5 "$state/runs/$run_id.log")"; fi
 check "the launcher got the fixed arguments" "$(cat "$tmp/launch.args")" \

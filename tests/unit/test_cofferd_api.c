@@ -937,7 +937,21 @@ static void test_tasks_runs(void **state)
 	snprintf(path, sizeof(path), "/v1/runs/%s/outputs/result?offset=0", run);
 	json_decref(call_raw(f, COFFERD_PUT, path, run_tok, out, strlen(out), 200, NULL));
 	snprintf(path, sizeof(path), "/v1/runs/%s/outputs/result/commit", run);
-	CALL(f, COFFERD_POST, path, run_tok, 200, "{\"size\":%zu,\"sha256\":\"%s\"}", strlen(out), out_sha);
+	/* The attestation, if any, is a JSON object of at most 4 KiB; cofferd checks nothing else. */
+	CALL(f, COFFERD_POST, path, run_tok, 400,
+	     "{\"size\":%zu,\"sha256\":\"%s\",\"attestation\":\"sig\"}", strlen(out), out_sha);
+	char *huge = malloc(5000);
+	assert_non_null(huge);
+	memset(huge, 'x', 4999);
+	huge[4999] = '\0';
+	CALL(f, COFFERD_POST, path, run_tok, 413,
+	     "{\"size\":%zu,\"sha256\":\"%s\",\"attestation\":{\"sig\":\"%s\"}}", strlen(out), out_sha,
+	     huge);
+	free(huge);
+	CALL(f, COFFERD_POST, path, run_tok, 200,
+	     "{\"size\":%zu,\"sha256\":\"%s\",\"attestation\":{\"sig\":\"S\",\"output_key\":"
+	     "{\"statement\":{\"task_digest\":\"%s\",\"issued\":7},\"sig\":\"K\"}}}",
+	     strlen(out), out_sha, digest);
 	snprintf(path, sizeof(path), "/v1/runs/%s/finish", run);
 	r = call(f, COFFERD_POST, path, run_tok, 200, "{\"status\":\"succeeded\",\"message\":\"ok\"}");
 	assert_string_equal(str(r, "state"), "succeeded");
@@ -946,6 +960,12 @@ static void test_tasks_runs(void **state)
 	CALL(f, COFFERD_POST, path, run_tok, 401, "{\"status\":\"failed\"}");
 	r = run_state(f, p.au, run, "succeeded", false);
 	assert_int_equal(json_array_size(json_object_get(r, "outputs")), 1);
+	/* The attestation comes back as it was sent. */
+	json_t *att = json_object_get(json_array_get(json_object_get(r, "outputs"), 0), "attestation");
+	json_t *want_att = json_pack("{s:s,s:{s:{s:s,s:i},s:s}}", "sig", "S", "output_key", "statement",
+				     "task_digest", digest, "issued", 7, "sig", "K");
+	assert_true(json_equal(att, want_att));
+	json_decref(want_att);
 	json_decref(r);
 
 	/* The output: its recipients' organisations only. */

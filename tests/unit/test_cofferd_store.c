@@ -101,7 +101,7 @@ static void test_migrations(void **state)
 	raw_sql(f->path, "PRAGMA user_version = 99", NULL, 0);
 	assert_int_equal(store_open(f->path, &f->s), CF_ERR_UNSUPPORTED);
 	assert_null(f->s);
-	raw_sql(f->path, "PRAGMA user_version = 1", NULL, 0);
+	raw_sql(f->path, "PRAGMA user_version = 2", NULL, 0);
 	assert_int_equal(store_open(f->path, &f->s), CF_OK);
 	/* A fresh file at version 0 is migrated all the way. */
 	char fresh[160];
@@ -109,6 +109,23 @@ static void test_migrations(void **state)
 	snprintf(fresh, sizeof(fresh), "%s/fresh.db", f->dir);
 	assert_int_equal(store_open(fresh, &s2), CF_OK);
 	assert_int_equal(store_schema_version(s2), STORE_SCHEMA_VERSION);
+	store_close(s2);
+
+	/* A version 1 database with an output: migration 2 adds the attestation, "" for it. */
+	char v1[160];
+	snprintf(v1, sizeof(v1), "%s/v1.db", f->dir);
+	raw_sql(v1, "CREATE TABLE outputs(run_id TEXT NOT NULL, name TEXT NOT NULL, idx INTEGER "
+		"NOT NULL, state TEXT NOT NULL, received INTEGER NOT NULL DEFAULT 0, size INTEGER NOT "
+		"NULL DEFAULT 0, sha256 TEXT NOT NULL DEFAULT '', PRIMARY KEY(run_id, name))", NULL, 0);
+	raw_sql(v1, "INSERT INTO outputs VALUES ('run-0000000000000001', 'result', 0, 'ready', 5, 5, "
+		"'ab')", NULL, 0);
+	raw_sql(v1, "PRAGMA user_version = 1", NULL, 0);
+	assert_int_equal(store_open(v1, &s2), CF_OK);
+	assert_int_equal(store_schema_version(s2), STORE_SCHEMA_VERSION);
+	store_output o1;
+	assert_int_equal(store_output_get(s2, "run-0000000000000001", "result", &o1), CF_OK);
+	assert_string_equal(o1.sha256, "ab");
+	assert_string_equal(o1.attestation, "");
 	store_close(s2);
 }
 
@@ -391,10 +408,12 @@ static void test_tasks_runs(void **state)
 	snprintf(o.name, sizeof(o.name), "result");
 	snprintf(o.state, sizeof(o.state), "ready");
 	snprintf(o.sha256, sizeof(o.sha256), "%064d", 1);
+	snprintf(o.attestation, sizeof(o.attestation), "{\"sig\":\"S\"}");
 	assert_int_equal(store_output_put(f->s, &o), CF_OK);
 	store_output lo;
 	assert_int_equal(store_output_latest(f->s, "task-0000000000000001", "result", &lo), CF_OK);
 	assert_string_equal(lo.run_id, run_id);
+	assert_string_equal(lo.attestation, "{\"sig\":\"S\"}");
 	assert_int_equal(store_output_latest(f->s, "task-0000000000000001", "other", &lo),
 			 CF_ERR_NOT_FOUND);
 
