@@ -159,6 +159,9 @@ void h_instance_start(ctx *c)
 		api_store_fail(c, rc, "instance", "the instance is running");
 	else
 		api_ok(c, json_pack("{s:s}", "state", "running"));
+	store_instance in;
+	if (rc == CF_OK && store_instance_get(c->d->db, id, &in) == CF_OK)
+		runner_prewarm(c->d->runs, in.cores, in.memory, in.enclave_size);
 }
 
 void h_instance_stop(ctx *c)
@@ -166,11 +169,16 @@ void h_instance_stop(ctx *c)
 	const char *id = path_instance(c);
 	if (!id)
 		return;
+	store_instance in;
+	bool sized = store_instance_get(c->d->db, id, &in) == CF_OK;
 	cf_err rc = store_instance_stop(c->d->db, id);
 	if (rc != CF_OK)
 		api_store_fail(c, rc, "instance", "the instance is stopped, or busy with a run");
 	else
 		api_ok(c, json_pack("{s:s}", "state", "stopped"));
+	/* Its warm enclave goes too (another instance of its size re-warms at its next run). */
+	if (rc == CF_OK && sized)
+		runner_drop_spares(c->d->runs, in.cores, in.memory, in.enclave_size);
 }
 
 void h_instance_delete(ctx *c)

@@ -15,6 +15,7 @@
 #ifndef COFFERD_H
 #define COFFERD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -47,6 +48,7 @@ typedef struct cofferd_config {
 	const char *platform_cert_path; /* PEM, given to enclaves */
 	const char *launch_path;      /* coffer-launch */
 	const char *enclave_path;     /* coffer-enclave */
+	bool no_warm_spares;          /* launch each run's enclave only when it runs */
 	uint64_t max_dataset;         /* 0: COFFERD_DEFAULT_MAX_DATASET */
 	/* argon2id cost; 0: docs/api.md (t=3, 64 MiB). Tests lower them. */
 	unsigned argon2_t;

@@ -252,6 +252,7 @@ cf_err cofferd_open(const cofferd_config *cfg, cofferd **out)
 		snprintf(d->launch_path, sizeof(d->launch_path), "%s", cfg->launch_path);
 	else
 		beside_self("coffer-launch", d->launch_path, sizeof(d->launch_path));
+	d->warm_spares = !cfg->no_warm_spares;
 	if (cfg->enclave_path)
 		snprintf(d->enclave_path, sizeof(d->enclave_path), "%s", cfg->enclave_path);
 	else

@@ -45,6 +45,7 @@ struct cofferd {
 	char kms_url[512];
 	char launch_path[COFFERD_PATH_MAX];
 	char enclave_path[COFFERD_PATH_MAX];
+	bool warm_spares;             /* keep a launched enclave waiting per size */
 	pthread_mutex_t url_lock;
 	char url[512];
 
@@ -256,6 +257,13 @@ void runner_free(runner *r);
  * recorded, and if it exits while the run is still running the run fails.
  */
 cf_err runner_start(runner *r, const run_launch *l) CF_WUR;
+/*
+ * Starts a warm spare of this size (coffer-launch with the enclave waiting
+ * for its parameters) unless one waits already or spares are off.
+ */
+void runner_prewarm(runner *r, unsigned cores, uint64_t memory, uint64_t enclave_size);
+/* Stops the warm spare of this size, if any. */
+void runner_drop_spares(runner *r, unsigned cores, uint64_t memory, uint64_t enclave_size);
 /* Asks a run's process group to stop (SIGTERM, SIGKILL after a grace). */
 void runner_cancel(runner *r, const char *run_id);
 /* Whether the soft TEE is usable here (memfd_secret works, coffer-launch exists). */

@@ -22,7 +22,7 @@
 static const char usage_text[] =
 	"usage: cofferd [--state DIR] [--listen HOST:PORT] [--url URL] [--cert FILE --key FILE]\n"
 	"               [--name NAME]... [--admin-password-file FILE] [--kms URL] [--kms-ca FILE]\n"
-	"               [--platform-cert FILE] [--launch FILE] [--enclave FILE]\n"
+	"               [--platform-cert FILE] [--launch FILE] [--enclave FILE] [--no-warm]\n"
 	"               [--max-dataset SIZE] [--threads N] [--ready-fd FD]\n"
 	"               [--log-level LEVEL] [--log-json]\n\n"
 	"The control plane of coffer: users, organisations, datasets (ciphertext), tasks,\n"
@@ -42,6 +42,8 @@ static const char usage_text[] =
 	"  --platform-cert FILE  the soft TEE platform certificate (PEM), given to enclaves\n"
 	"  --launch FILE         coffer-launch (default: beside cofferd)\n"
 	"  --enclave FILE        coffer-enclave (default: beside cofferd)\n"
+	"  --no-warm             start each run's enclave when it runs (default: keep one\n"
+	"                        launched, waiting, per instance size, as a running VM is)\n"
 	"  --max-dataset SIZE    largest dataset or output (default 4G; K, M, G, T suffixes)\n"
 	"  --threads N           event loops serving requests (default: one per CPU)\n"
 	"  --ready-fd FD         write the listening port to FD once ready\n"
@@ -89,7 +91,7 @@ static int parse_size(const char *s, uint64_t *out)
 int main(int argc, char **argv)
 {
 	enum { O_STATE = 256, O_LISTEN, O_URL, O_CERT, O_KEY, O_NAME, O_ADMINPW, O_KMS, O_KMSCA,
-	       O_PCERT, O_LAUNCH, O_ENCLAVE, O_MAXDS, O_THREADS, O_READY, O_LEVEL, O_JSON, O_VERSION };
+	       O_PCERT, O_LAUNCH, O_ENCLAVE, O_NOWARM, O_MAXDS, O_THREADS, O_READY, O_LEVEL, O_JSON, O_VERSION };
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, O_STATE },
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
 		{ "platform-cert", required_argument, NULL, O_PCERT },
 		{ "launch", required_argument, NULL, O_LAUNCH },
 		{ "enclave", required_argument, NULL, O_ENCLAVE },
+		{ "no-warm", no_argument, NULL, O_NOWARM },
 		{ "max-dataset", required_argument, NULL, O_MAXDS },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "ready-fd", required_argument, NULL, O_READY },
@@ -151,6 +154,7 @@ int main(int argc, char **argv)
 		case O_PCERT: cfg.platform_cert_path = optarg; break;
 		case O_LAUNCH: cfg.launch_path = optarg; break;
 		case O_ENCLAVE: cfg.enclave_path = optarg; break;
+		case O_NOWARM: cfg.no_warm_spares = true; break;
 		case O_MAXDS:
 			if (parse_size(optarg, &cfg.max_dataset) != 0)
 				return usage_error("--max-dataset wants a size such as 4G, got %s", optarg);

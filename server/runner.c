@@ -10,6 +10,14 @@
  * enclave together) and dies with the thread that forked it
  * (PR_SET_PDEATHSIG): when cofferd stops, its enclaves stop, and the next
  * start marks their runs failed.
+ *
+ * Warm spares: the launcher's start (pre-faulting the enclave's secretmem
+ * arena, about 17 us a page: 2.2 s for 512 MiB) happens before the enclave
+ * reads its parameters, so a process started ahead of time waits, warm,
+ * as a running confidential VM would. Each run takes the spare of its size
+ * if one is alive and leaves a new one behind; starting an instance makes
+ * one. The spare is the same program with the same arguments (the same
+ * measurement) and learns its run only from its standard input.
  */
 #define CF_LOG_MODULE "runner"
 
@@ -49,12 +57,42 @@ typedef struct proc {
 	bool reaped;      /* under r->lock: the process is reaped, its group id no longer ours */
 	bool done;        /* under r->lock: the watcher has returned, join it */
 	pthread_t thread;
+	unsigned cores;   /* the instance's size, to warm the next enclave once this one ends */
+	uint64_t memory, enclave_size;
 } proc;
+
+/* A launched enclave waiting for its parameters (no watcher, no run yet). */
+typedef struct spare {
+	struct spare *next;
+	pid_t pid;
+	int in_fd, out_fd;
+	unsigned cores;
+	uint64_t memory, enclave_size;
+} spare;
+
+#define MAX_WANTED 8
+
+typedef struct spare_size {
+	unsigned cores;
+	uint64_t memory, enclave_size;
+} spare_size;
 
 struct runner {
 	cofferd *d;
 	pthread_mutex_t lock;
 	proc *procs;
+	bool warm;
+	/*
+	 * Spares are forked by one long-lived thread: PR_SET_PDEATHSIG follows
+	 * the forking thread, so a watcher (which returns) cannot fork them.
+	 */
+	pthread_t spawner;
+	bool spawner_started;
+	pthread_cond_t wake;
+	bool stopping;                /* under lock */
+	spare *spares;                /* under lock */
+	spare_size wanted[MAX_WANTED]; /* under lock: sizes to warm */
+	size_t nwanted;
 };
 
 static int64_t mono_now(void)
@@ -85,7 +123,9 @@ cf_err runner_new(cofferd *d, runner **out)
 	if (!r)
 		return CF_ERR_NOMEM;
 	r->d = d;
+	r->warm = d->warm_spares;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->wake, NULL);
 	*out = r;
 	return CF_OK;
 }
@@ -231,6 +271,8 @@ static void *watch(void *arg)
 		log_out(p, buf, (size_t)got, &logged);
 	}
 	record_exit(p, exit_status(ws));
+	/* Warmed after the run, not beside it: pre-faulting would take its CPU. */
+	runner_prewarm(r, p->cores, p->memory, p->enclave_size);
 	pthread_mutex_lock(&r->lock);
 	p->done = true;
 	pthread_mutex_unlock(&r->lock);
@@ -292,44 +334,55 @@ static cf_err make_params(runner *r, const run_launch *l, char **out, size_t *le
 	return CF_OK;
 }
 
-cf_err runner_start(runner *r, const run_launch *l)
+/* Kills and reaps a spare's process group and frees it. */
+static void spare_free(spare *sp)
+{
+	if (!sp)
+		return;
+	if (sp->pid > 0) {
+		kill(-sp->pid, SIGKILL);
+		while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (sp->in_fd >= 0)
+		close(sp->in_fd);
+	if (sp->out_fd >= 0)
+		close(sp->out_fd);
+	free(sp);
+}
+
+/*
+ * Forks coffer-launch with the instance's size, stdin and stdout/stderr on
+ * pipes (non-blocking on cofferd's side). The fixed arguments are the only
+ * ones: nothing of the task or the caller reaches the command line.
+ */
+static cf_err spawn(runner *r, unsigned ncores, uint64_t nmemory, uint64_t nenclave, spare **out)
 {
 	cofferd *d = r->d;
-	char cores[24], memory[24], enclave[24], log_path[COFFERD_PATH_MAX + 64];
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	cf_err rc = CF_ERR_IO;
-	proc *p = calloc(1, sizeof(*p));
-	if (!p)
-		return CF_ERR_NOMEM;
-	*p = (proc){ .r = r, .pid = -1, .in_fd = -1, .out_fd = -1, .log_fd = -1 };
-	snprintf(p->run_id, sizeof(p->run_id), "%s", l->run_id);
-	snprintf(cores, sizeof(cores), "%u", l->cores);
-	snprintf(memory, sizeof(memory), "%" PRIu64, l->memory);
-	snprintf(enclave, sizeof(enclave), "%" PRIu64, l->enclave_size);
-	/* Fixed arguments: nothing of the task or the caller reaches the command line. */
+	char cores[24], memory[24], enclave[24];
+	int in[2] = { -1, -1 }, pout[2] = { -1, -1 };
+	snprintf(cores, sizeof(cores), "%u", ncores);
+	snprintf(memory, sizeof(memory), "%" PRIu64, nmemory);
+	snprintf(enclave, sizeof(enclave), "%" PRIu64, nenclave);
 	char *argv[] = { d->launch_path, (char *)"run", (char *)"--cores", cores,
 			 (char *)"--memory", memory, (char *)"--enclave-size", enclave, (char *)"--",
 			 d->enclave_path, NULL };
-
-	reap(r);
-	if ((rc = make_params(r, l, &p->params, &p->params_len)) != CF_OK)
-		goto fail;
-	snprintf(log_path, sizeof(log_path), "%s/%s.log", d->runs_dir, l->run_id);
-	p->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-			 0600);
-	if (p->log_fd < 0 || pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
-		log_error("%s: cannot set up the enclave's files: %s", l->run_id, strerror(errno));
-		rc = CF_ERR_IO;
+	spare *sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return CF_ERR_NOMEM;
+	*sp = (spare){ .pid = -1, .in_fd = -1, .out_fd = -1, .cores = ncores, .memory = nmemory,
+		       .enclave_size = nenclave };
+	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(pout, O_CLOEXEC) != 0) {
+		log_error("cannot make the enclave's pipes: %s", strerror(errno));
 		goto fail;
 	}
 	pid_t parent = getpid();
-	p->pid = fork();
-	if (p->pid < 0) {
-		log_error("%s: fork: %s", l->run_id, strerror(errno));
-		rc = CF_ERR_IO;
+	sp->pid = fork();
+	if (sp->pid < 0) {
+		log_error("fork: %s", strerror(errno));
 		goto fail;
 	}
-	if (p->pid == 0) {
+	if (sp->pid == 0) {
 		/* The child: only async-signal-safe calls until exec. */
 		sigset_t none;
 		sigemptyset(&none);
@@ -339,7 +392,7 @@ cf_err runner_start(runner *r, const run_launch *l)
 			_exit(127);
 		signal(SIGPIPE, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
+		if (dup2(in[0], 0) < 0 || dup2(pout[1], 1) < 0 || dup2(pout[1], 2) < 0)
 			_exit(127);
 		syscall(SYS_close_range, 3u, ~0u, 0u);
 		execv(argv[0], argv);
@@ -349,15 +402,156 @@ cf_err runner_start(runner *r, const run_launch *l)
 		_exit(127);
 	}
 	close(in[0]);
-	close(out[1]);
-	in[0] = out[1] = -1;
-	p->in_fd = in[1];
-	p->out_fd = out[0];
-	in[1] = out[0] = -1;
-	if (fcntl(p->in_fd, F_SETFL, O_NONBLOCK) != 0 || fcntl(p->out_fd, F_SETFL, O_NONBLOCK) != 0) {
+	close(pout[1]);
+	sp->in_fd = in[1];
+	sp->out_fd = pout[0];
+	if (fcntl(sp->in_fd, F_SETFL, O_NONBLOCK) != 0 || fcntl(sp->out_fd, F_SETFL, O_NONBLOCK) != 0) {
+		spare_free(sp);
+		return CF_ERR_IO;
+	}
+	*out = sp;
+	return CF_OK;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (pout[i] >= 0)
+			close(pout[i]);
+	}
+	spare_free(sp);
+	return CF_ERR_IO;
+}
+
+/* Takes the live spare of this size, if any; dead ones are reaped on the way. */
+static spare *take_spare(runner *r, unsigned cores, uint64_t memory, uint64_t enclave)
+{
+	spare *found = NULL, *dead = NULL;
+	pthread_mutex_lock(&r->lock);
+	for (spare **pp = &r->spares; *pp;) {
+		spare *sp = *pp;
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		int w = waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+		bool exited = (w == 0 && si.si_pid == sp->pid) || (w < 0 && errno == ECHILD);
+		if (exited || (!found && sp->cores == cores && sp->memory == memory &&
+			       sp->enclave_size == enclave)) {
+			*pp = sp->next;
+			if (exited) {
+				log_warn("a warm enclave (pid %d) had exited; not used", (int)sp->pid);
+				sp->next = dead;
+				dead = sp;
+			} else {
+				found = sp;
+			}
+			continue;
+		}
+		pp = &sp->next;
+	}
+	pthread_mutex_unlock(&r->lock);
+	while (dead) {
+		spare *next = dead->next;
+		spare_free(dead);
+		dead = next;
+	}
+	return found;
+}
+
+static bool same_size(const spare_size *a, unsigned cores, uint64_t memory, uint64_t enclave)
+{
+	return a->cores == cores && a->memory == memory && a->enclave_size == enclave;
+}
+
+static void *spawner(void *arg)
+{
+	runner *r = arg;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while (!r->stopping && r->nwanted == 0)
+			pthread_cond_wait(&r->wake, &r->lock);
+		if (r->stopping)
+			break;
+		spare_size want = r->wanted[0];
+		memmove(r->wanted, r->wanted + 1, (r->nwanted - 1) * sizeof(r->wanted[0]));
+		r->nwanted--;
+		pthread_mutex_unlock(&r->lock);
+		spare *sp = NULL;
+		cf_err rc = spawn(r, want.cores, want.memory, want.enclave_size, &sp);
+		pthread_mutex_lock(&r->lock);
+		if (rc != CF_OK)
+			continue;
+		if (r->stopping) {
+			pthread_mutex_unlock(&r->lock);
+			spare_free(sp);
+			pthread_mutex_lock(&r->lock);
+			break;
+		}
+		sp->next = r->spares;
+		r->spares = sp;
+		log_info("a warm enclave (pid %d) waits for a run: %u cores, %" PRIu64 " bytes, enclave %" PRIu64
+			 " bytes", (int)sp->pid, want.cores, want.memory, want.enclave_size);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+void runner_prewarm(runner *r, unsigned cores, uint64_t memory, uint64_t enclave)
+{
+	if (!r->warm)
+		return;
+	pthread_mutex_lock(&r->lock);
+	bool have = r->stopping;
+	for (spare *sp = r->spares; sp; sp = sp->next)
+		have |= sp->cores == cores && sp->memory == memory && sp->enclave_size == enclave;
+	for (size_t i = 0; i < r->nwanted; i++)
+		have |= same_size(&r->wanted[i], cores, memory, enclave);
+	if (!have && !r->spawner_started) {
+		r->spawner_started = pthread_create(&r->spawner, NULL, spawner, r) == 0;
+		if (!r->spawner_started)
+			log_warn("cannot start the thread that warms enclaves; runs start cold");
+	}
+	if (!have && r->spawner_started && r->nwanted < MAX_WANTED) {
+		r->wanted[r->nwanted++] = (spare_size){ cores, memory, enclave };
+		pthread_cond_signal(&r->wake);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void runner_drop_spares(runner *r, unsigned cores, uint64_t memory, uint64_t enclave)
+{
+	spare *sp = take_spare(r, cores, memory, enclave);
+	spare_free(sp);
+}
+
+cf_err runner_start(runner *r, const run_launch *l)
+{
+	cofferd *d = r->d;
+	char log_path[COFFERD_PATH_MAX + 64];
+	cf_err rc = CF_ERR_IO;
+	proc *p = calloc(1, sizeof(*p));
+	if (!p)
+		return CF_ERR_NOMEM;
+	*p = (proc){ .r = r, .pid = -1, .in_fd = -1, .out_fd = -1, .log_fd = -1 };
+	snprintf(p->run_id, sizeof(p->run_id), "%s", l->run_id);
+
+	reap(r);
+	if ((rc = make_params(r, l, &p->params, &p->params_len)) != CF_OK)
+		goto fail;
+	snprintf(log_path, sizeof(log_path), "%s/%s.log", d->runs_dir, l->run_id);
+	p->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+			 0600);
+	if (p->log_fd < 0) {
+		log_error("%s: cannot open the run's log: %s", l->run_id, strerror(errno));
 		rc = CF_ERR_IO;
 		goto fail;
 	}
+	spare *sp = take_spare(r, l->cores, l->memory, l->enclave_size);
+	bool warm = sp != NULL;
+	if (!sp && (rc = spawn(r, l->cores, l->memory, l->enclave_size, &sp)) != CF_OK)
+		goto fail;
+	p->pid = sp->pid;
+	p->in_fd = sp->in_fd;
+	p->out_fd = sp->out_fd;
+	free(sp);
 	pthread_mutex_lock(&r->lock);
 	int e = pthread_create(&p->thread, NULL, watch, p);
 	if (e == 0) {
@@ -370,19 +564,17 @@ cf_err runner_start(runner *r, const run_launch *l)
 		rc = CF_ERR_IO;
 		goto fail;
 	}
-	log_info("%s: started %s in the soft TEE (pid %d)", l->run_id, d->enclave_path, (int)p->pid);
+	log_info("%s: %s %s in the soft TEE (pid %d)", l->run_id, warm ? "handed to the warm" : "started",
+		 d->enclave_path, (int)p->pid);
+	p->cores = l->cores;
+	p->memory = l->memory;
+	p->enclave_size = l->enclave_size;
 	return CF_OK;
 fail:
 	if (p->pid > 0) {
 		kill(-p->pid, SIGKILL);
 		while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	}
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0)
-			close(in[i]);
-		if (out[i] >= 0)
-			close(out[i]);
 	}
 	proc_free(p);
 	return rc;
@@ -403,19 +595,33 @@ void runner_free(runner *r)
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	if (r->spawner_started)
+		pthread_join(r->spawner, NULL);
+	pthread_mutex_lock(&r->lock);
 	proc *list = r->procs;
 	r->procs = NULL;
+	spare *spares = r->spares;
+	r->spares = NULL;
 	for (proc *p = list; p; p = p->next) {
 		if (!p->reaped)
 			kill(-p->pid, SIGKILL);
 	}
 	pthread_mutex_unlock(&r->lock);
+	while (spares) {
+		spare *next = spares->next;
+		spare_free(spares);
+		spares = next;
+	}
 	while (list) {
 		proc *next = list->next;
 		pthread_join(list->thread, NULL);
 		proc_free(list);
 		list = next;
 	}
+	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

@@ -140,6 +140,9 @@ else
 	not_ok "no running enclave to dump: $(tail -n 3 "$slow_log")"
 fi
 wait "$slow_job" || true
+if grep -q "handed to the warm" "$tmp/cofferd.log"; then
+	ok "the second run went to the warm enclave the first run left waiting"; else
+	not_ok "no run used a warm enclave: $(grep runner "$tmp/cofferd.log" | tail -n 3)"; fi
 if grep -q "time budget" "$tmp/slow.out" || "$coffer" task status "$slow" 2>&1 | grep -q "time budget"; then
 	ok "the slow join stopped at its time budget"; else not_ok "slow task: $(tail -3 "$tmp/slow.out")"; fi
 
