@@ -8,8 +8,9 @@
  * create, show, approve, run, follow, cancel, and fetch an output,
  * decrypted here with the organisation's age identity. cofferd is not
  * trusted: a task it serves is digested here before it is shown or
- * signed, and an output is checked against the size and SHA-256 cofferd
- * declared for it besides age's own authentication.
+ * signed, and an output is decrypted only if the enclave's signature
+ * over it verifies, under an output key the pinned KMS released for the
+ * task's digest as computed here (docs/kms.md, "Signed outputs").
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,10 +95,16 @@ static const char result_usage[] =
 	"usage: coffer task result ID OUTPUT -o FILE [--force] [--run RUN] [--ciphertext]\n\n"
 	"Downloads output OUTPUT of task ID (GET /v1/tasks/ID/outputs/OUTPUT) and\n"
 	"decrypts it, streaming, with the organisation's age identity (org-age.key in\n"
-	"the profile) into FILE (mode 0600). FILE appears only once the whole output\n"
-	"has decrypted and authenticated, and its ciphertext matched the size and\n"
-	"SHA-256 that cofferd lists for the output in the task's latest successful run\n"
-	"(or RUN); on any failure nothing is left behind.\n\n"
+	"the profile) into FILE (mode 0600).\n\n"
+	"First it checks that an attested enclave made the output for this very task:\n"
+	"the output's attestation (in the task's latest successful run, or RUN) must\n"
+	"hold the KMS's statement of the run's output key, signed by the KMS pinned\n"
+	"with coffer attest (its key asked over that CA) for the digest computed here\n"
+	"from the task, and the output key's signature over that digest, OUTPUT and\n"
+	"the SHA-256 of the ciphertext. FILE appears only once the whole output has\n"
+	"decrypted and authenticated and its ciphertext is the one signed; on any\n"
+	"failure nothing is left behind. It prints the TEE and the measurement of the\n"
+	"enclave that made the output.\n\n"
 	"  -o, --output FILE  where the plaintext goes (never over an existing file\n"
 	"                     unless --force)\n"
 	"  --force            replace FILE if it exists\n"
@@ -958,23 +966,20 @@ static int task_cancel(int argc, char **argv)
 
 /*
  * What cofferd declares for output name: from run, or else from the
- * task's newest run that succeeded. *found is false if it declares
- * nothing (then only age's authentication vouches for the bytes).
+ * task's newest run that succeeded (task_reply is cofferd's answer for the
+ * task). *found is false if it declares nothing committed; else *size,
+ * sha256 and *attestation (a copy, NULL if cofferd lists none) are set.
+ * All of it is cofferd's word: the caller verifies it.
  */
-static int output_meta(cf_cofferd_client *cc, const char *task_id, const char *run,
-		       const char *name, uint64_t *size, uint8_t sha256[CF_SHA256_LEN], bool *found)
+static int output_meta(cf_cofferd_client *cc, const json_t *task_reply, const char *task_id,
+		       const char *run, const char *name, uint64_t *size,
+		       uint8_t sha256[CF_SHA256_LEN], json_t **attestation, bool *found)
 {
-	json_t *task = NULL, *r = NULL;
-	char path[64];
+	json_t *r = NULL;
 	int status = CLI_OK;
 	*found = false;
-	if (!run) {
-		snprintf(path, sizeof(path), "/v1/tasks/%s", task_id);
-		if ((status = cli_cofferd_call(cc, "asking for the task failed", "GET", path, NULL,
-					       &task)) != CLI_OK)
-			return status;
-	}
-	const json_t *runs = json_object_get(task, "runs"), *cand;
+	*attestation = NULL;
+	const json_t *runs = json_object_get(task_reply, "runs"), *cand;
 	size_t i, n = run ? 1 : json_array_size(runs);
 	for (i = 0; i < n && i < MAX_RUN_LOOKUPS && !*found; i++) {
 		const char *rid = run ? run : run_id_of(json_array_get(runs, i));
@@ -998,8 +1003,8 @@ static int output_meta(cf_cofferd_client *cc, const char *task_id, const char *r
 			size_t got = 0;
 			if (cf_json_get_string(cand, "name", &on) != CF_OK || strcmp(on, name) != 0)
 				continue;
-			/* Not committed yet: nothing is declared for it. */
-			if (!json_object_get(cand, "sha256"))
+			/* Not committed yet (sha256 null): nothing is declared for it. */
+			if (!json_is_string(json_object_get(cand, "sha256")))
 				continue;
 			if (cf_json_get_int(cand, "size", &sz) != CF_OK || sz < 0 ||
 			    cf_json_get_string(cand, "sha256", &hex) != CF_OK || strlen(hex) != 64 ||
@@ -1009,13 +1014,80 @@ static int output_meta(cf_cofferd_client *cc, const char *task_id, const char *r
 				goto out;
 			}
 			*size = (uint64_t)sz;
+			const json_t *att = json_object_get(cand, "attestation");
+			if (att && !json_is_null(att) && !(*attestation = json_deep_copy(att))) {
+				status = cli_fail("fetching the result failed", "out of memory");
+				goto out;
+			}
 			*found = true;
 			break;
 		}
 	}
 out:
 	json_decref(r);
-	json_decref(task);
+	return status;
+}
+
+/* Whether s is one of the strings of array (hex compared ignoring case). */
+static bool listed(const json_t *array, const char *s, bool hex)
+{
+	size_t i;
+	const json_t *v;
+	json_array_foreach(array, i, v) {
+		const char *x = json_string_value(v);
+		if (x && (hex ? strcasecmp(x, s) == 0 : strcmp(x, s) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Checks, before a byte is decrypted, that the output cofferd declares is
+ * one an attested enclave made for this task: the KMS's statement of the
+ * run's output key verifies under the signing key of the KMS pinned with
+ * `coffer attest` (asked over that CA), for the digest computed here from
+ * the task, and the output key signed (digest, name, sha256). The TEE and
+ * its measurement must also be among those the task allows (the KMS
+ * checked; a recipient sees it for itself). origin says who made it.
+ */
+static int verify_output(const json_t *task, const uint8_t digest[CF_SHA256_LEN],
+			 const char *name, const uint8_t sha256[CF_SHA256_LEN],
+			 const json_t *attestation, cf_kms_output_origin *origin)
+{
+	static const char what[] = "fetching the result failed";
+	static const char refused[] =
+		"the output is not signed by an enclave the KMS released keys to for this task";
+	cf_kms_client *kc = NULL;
+	uint8_t kms_pub[CF_ED25519_PUB_LEN];
+	char why[320];
+	int status = cli_kms_connect(NULL, NULL, &kc);
+	if (status != CLI_OK)
+		return status;
+	cf_err rc = cf_kms_info_pub(kc, kms_pub);
+	if (rc != CF_OK) {
+		status = cli_kms_fail("asking the pinned KMS for its signing key failed", kc, rc);
+		goto out;
+	}
+	status = CLI_FAIL;
+	if (!attestation) {
+		cli_fail(what, "%s: cofferd lists no attestation for output %s", refused, name);
+		goto out;
+	}
+	if (cf_kms_output_verify(kms_pub, attestation, digest, name, sha256, origin, why,
+				 sizeof(why)) != CF_OK) {
+		cli_fail(what, "%s: %s", refused, why);
+		goto out;
+	}
+	const json_t *tee = json_object_get(task, "tee");
+	if (!listed(json_object_get(tee, "kinds"), origin->tee, false) ||
+	    !listed(json_object_get(tee, "measurements"), origin->measurement, true)) {
+		cli_fail(what, "%s: the KMS released the keys to a %s enclave of measurement %.128s, "
+			 "which the task does not allow", refused, origin->tee, origin->measurement);
+		goto out;
+	}
+	status = CLI_OK;
+out:
+	cf_kms_client_free(kc);
 	return status;
 }
 
@@ -1119,7 +1191,11 @@ static int task_result(int argc, char **argv)
 	cf_outfile of;
 	bool of_open = false, found = false;
 	uint64_t size = UINT64_MAX;
-	uint8_t want[CF_SHA256_LEN], got[CF_SHA256_LEN];
+	uint8_t want[CF_SHA256_LEN], got[CF_SHA256_LEN], digest[CF_SHA256_LEN];
+	char digest_hex[2 * CF_SHA256_LEN + 1];
+	json_t *treply = NULL, *att = NULL;
+	const json_t *task = NULL;
+	cf_kms_output_origin origin;
 	char seg[3 * 128 + 1], path[sizeof(seg) + 64]; /* names of up to 128 bytes, escaped */
 	cli_progress prog;
 	cf_err rc;
@@ -1128,14 +1204,24 @@ static int task_result(int argc, char **argv)
 	snprintf(path, sizeof(path), "/v1/tasks/%s/outputs/%s", id, seg);
 	if (!raw && (status = load_org_identity(&ids, &nids)) != CLI_OK)
 		return status;
+	/* The digest is computed here from the task cofferd serves, never taken from cofferd. */
 	if ((status = cli_cofferd_connect(&cc)) != CLI_OK ||
-	    (status = output_meta(cc, id, run, name, &size, want, &found)) != CLI_OK)
+	    (status = fetch_task(cc, id, &treply, &task, digest_hex)) != CLI_OK ||
+	    (status = output_meta(cc, treply, id, run, name, &size, want, &att, &found)) != CLI_OK)
 		goto out;
 	status = CLI_FAIL;
-	if (!found)
-		fprintf(stderr, "coffer: cofferd lists no size and SHA-256 for output %s%s; only "
-				"age's authentication checks it\n",
-			name, run ? " in that run" : " in a run that succeeded");
+	if ((rc = cf_task_digest(task, digest)) != CF_OK) {
+		cli_fail(what, "%s", cf_strerror(rc));
+		goto out;
+	}
+	if (!found) {
+		cli_fail(what, "cofferd lists no committed output %s%s", name,
+			 run ? " in that run" : " in a run of the task that succeeded");
+		goto out;
+	}
+	if ((status = verify_output(task, digest, name, want, att, &origin)) != CLI_OK)
+		goto out;
+	status = CLI_FAIL;
 	if ((rc = cf_cofferd_stream_open(cc, path, size, &stream)) != CF_OK) {
 		cli_cofferd_fail(what, cc, rc);
 		goto out;
@@ -1183,10 +1269,10 @@ static int task_result(int argc, char **argv)
 		goto out;
 	}
 	cf_cofferd_expect e = { size, want };
-	if (found && (rc = cf_cofferd_expect_check(&e, cf_cofferd_stream_count(stream), got)) !=
-			     CF_OK) {
-		cli_fail(what, "the ciphertext is not the one cofferd lists for output %s (%s)", name,
-			 rc == CF_ERR_AUTH ? "another SHA-256" : "another size");
+	if ((rc = cf_cofferd_expect_check(&e, cf_cofferd_stream_count(stream), got)) != CF_OK) {
+		cli_fail(what, "the output is not signed by an enclave the KMS released keys to for "
+			 "this task: the ciphertext downloaded is not the one signed for output %s (%s)",
+			 name, rc == CF_ERR_AUTH ? "another SHA-256" : "another size");
 		goto out;
 	}
 	if ((rc = cf_outfile_commit(&of)) != CF_OK) {
@@ -1198,11 +1284,20 @@ static int task_result(int argc, char **argv)
 	char human[32], hex[2 * CF_SHA256_LEN + 1];
 	cf_cofferd_format_size(cf_cofferd_stream_count(stream), human, sizeof(human));
 	cf_hex_encode(got, sizeof(got), hex);
-	fprintf(stderr, "wrote %s: output %s of %s, %s; %s of ciphertext, sha256 %s%s\n",
-		out_path, name, id, raw ? "the age file as is" : "decrypted", human, hex,
-		found ? " (as cofferd lists it)" : "");
+	char issued[40];
+	cli_time(origin.issued, issued, sizeof(issued));
+	fprintf(stderr, "wrote %s: output %s of %s, %s; %s of ciphertext, sha256 %s\n", out_path,
+		name, id, raw ? "the age file as is" : "decrypted", human, hex);
+	fprintf(stderr, "made by a ");
+	cli_put_safe(stderr, origin.tee, 0);
+	fprintf(stderr, " enclave, measurement ");
+	cli_put_safe(stderr, origin.measurement, 0);
+	fprintf(stderr, ",\n  for task digest %s: signed with the output key the KMS released "
+			"with the task's keys at %s\n", digest_hex, issued);
 	status = CLI_OK;
 out:
+	json_decref(att);
+	json_decref(treply);
 	if (of_open)
 		cf_outfile_abort(&of);
 	cf_cofferd_stream_free(stream);

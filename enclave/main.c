@@ -15,7 +15,8 @@
  *      the header hashes and a signed statement of the outputs'
  *      recipients;
  *   4. decrypt, load, query, apply the output policy, encrypt to the
- *      statement's recipients and upload (worker.h);
+ *      statement's recipients and upload, each output signed with the
+ *      release's output key (worker.h, run.h);
  *   5. POST finish with a message that names what failed, never data.
  *
  * Exit status: 0 done, 1 the task failed (refused by the KMS, the fence
@@ -57,6 +58,7 @@ typedef struct run_io {
 	const json_t *spec_inputs;
 	cf_cofferd_stream *blob;
 	cf_buf ct;             /* the current output's ciphertext (not secret) */
+	const cf_kms_release_result *rel; /* its output key signs each output */
 } run_io;
 
 static cf_err io_input_open(void *arg, const cf_job_input *in, cf_reader *out)
@@ -111,7 +113,7 @@ static cf_err io_output_open(void *arg, const char *name, cf_writer *out)
 static cf_err io_output_commit(void *arg, const char *name)
 {
 	run_io *r = arg;
-	cf_err rc = cf_run_output_put(r->run, name, r->ct.data, r->ct.len);
+	cf_err rc = cf_run_output_put(r->run, name, r->ct.data, r->ct.len, r->rel);
 	if (rc != CF_OK)
 		log_error("output %s: %s", name, cf_run_error(r->run));
 	cf_buf_free(&r->ct);
@@ -271,7 +273,7 @@ static cf_err run(const cf_run_params *p, const cf_tee_provider *tee, cf_run *co
 	log_info("the KMS released %zu input key%s for this task: KMS CA check, evidence and "
 		 "release in %.2f s", rel.ninputs, rel.ninputs == 1 ? "" : "s", seconds_since(&t0));
 
-	run_io rio = { .run = cofferd, .spec_inputs = inputs };
+	run_io rio = { .run = cofferd, .spec_inputs = inputs, .rel = &rel };
 	cf_worker_io io = {
 		.arg = &rio,
 		.input_open = io_input_open,

@@ -92,13 +92,14 @@ cf_err cf_run_blob_open(cf_run *r, const char *blob_url, uint64_t max, cf_coffer
 	return cf_cofferd_stream_open(r->c, path, max, out);
 }
 
-cf_err cf_run_output_put(cf_run *r, const char *name, const uint8_t *data, size_t len)
+cf_err cf_run_output_put(cf_run *r, const char *name, const uint8_t *data, size_t len,
+			 const cf_kms_release_result *rel)
 {
 	char path[160], hex[2 * CF_SHA256_LEN + 1];
 	uint8_t digest[CF_SHA256_LEN];
-	json_t *body = NULL;
+	json_t *body = NULL, *att = NULL;
 	cf_err rc;
-	if (!cf_job_valid_output_name(name) || (!data && len))
+	if (!cf_job_valid_output_name(name) || (!data && len) || !rel || !rel->output_key)
 		return CF_ERR_ARG;
 	snprintf(path, sizeof(path), "/v1/runs/%s/outputs/%s", r->id, name);
 	cf_mem_reader m = { .data = data, .len = len };
@@ -106,13 +107,18 @@ cf_err cf_run_output_put(cf_run *r, const char *name, const uint8_t *data, size_
 	    CF_OK)
 		goto out;
 	cf_hex_encode(digest, sizeof(digest), hex);
-	if (!(body = json_pack("{s:I, s:s}", "size", (json_int_t)len, "sha256", hex))) {
+	/* Signed over the hash of what was sent, computed here: cofferd's word counts for nothing. */
+	if ((rc = cf_kms_output_attestation(rel, name, digest, &att)) != CF_OK)
+		goto out;
+	if (!(body = json_pack("{s:I, s:s, s:O}", "size", (json_int_t)len, "sha256", hex,
+			       "attestation", att))) {
 		rc = CF_ERR_NOMEM;
 		goto out;
 	}
 	snprintf(path, sizeof(path), "/v1/runs/%s/outputs/%s/commit", r->id, name);
 	rc = cf_cofferd_call(r->c, "POST", path, body, NULL);
 out:
+	json_decref(att);
 	json_decref(body);
 	return rc;
 }

@@ -9,7 +9,8 @@
  * input by its header hash and age's authentication). Input blobs stream
  * through a cf_reader, so the decryptor pulls ciphertext and never holds
  * a whole file; an output's ciphertext is uploaded in parts of at most
- * 8 MiB and committed with its size and SHA-256. The token goes to the
+ * 8 MiB and committed with its size, SHA-256 and the enclave's signature
+ * over them (the release's output key, docs/kms.md). The token goes to the
  * cofferd of the run parameters and nowhere else: of a blob's URL only
  * the path is used.
  */
@@ -24,6 +25,7 @@
 
 #include "coffer/cofferd_client.h"
 #include "coffer/err.h"
+#include "coffer/kms_client.h"
 
 #define CF_RUN_MAX_BLOB_PATH 512
 
@@ -58,10 +60,16 @@ cf_err cf_run_blob_open(cf_run *r, const char *blob_url, uint64_t max,
 
 /*
  * Uploads an output's ciphertext (PUT .../outputs/NAME?offset=N in parts)
- * and commits it (POST .../outputs/NAME/commit {size, sha256}). name is
- * an output name of the task (cf_job_valid_output_name).
+ * and commits it (POST .../outputs/NAME/commit {size, sha256,
+ * attestation}), the attestation signed with the output key of rel, the
+ * KMS's release for this task (cf_kms_output_attestation over the
+ * SHA-256 of the bytes uploaded): what lets a recipient tell this output
+ * from one cofferd made up. name is an output name of the task
+ * (cf_job_valid_output_name); rel must hold an output key (CF_ERR_ARG,
+ * before anything is sent).
  */
-cf_err cf_run_output_put(cf_run *r, const char *name, const uint8_t *data, size_t len) CF_WUR;
+cf_err cf_run_output_put(cf_run *r, const char *name, const uint8_t *data, size_t len,
+			 const cf_kms_release_result *rel) CF_WUR;
 
 /* POST /v1/runs/RUN/finish {status: "succeeded"|"failed", message}. */
 cf_err cf_run_finish(cf_run *r, bool succeeded, const char *message) CF_WUR;

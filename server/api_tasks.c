@@ -584,7 +584,7 @@ static void output_item(void *arg, const store_output *o)
 	if (o->attestation[0] &&
 	    cf_json_parse(o->attestation, strlen(o->attestation), NULL, &att) != CF_OK)
 		att = NULL;
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:I,s:I,s:s?,s:o?}", "name", o->name,
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:I,s:I,s:s?,s:o*}", "name", o->name,
 					     "state", o->state, "received", (json_int_t)o->received,
 					     "size", (json_int_t)o->size, "sha256",
 					     o->sha256[0] ? o->sha256 : NULL, "attestation", att));

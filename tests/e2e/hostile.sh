@@ -19,10 +19,16 @@
 # JSON, tasks missing members, SQL that writes, a query whose every group
 # is under k (suppressed: an empty result), row dumps under allow_rows
 # false, a CSV with a ragged row. A good task still runs and is right.
-#
-# Not covered, because not defended today: cofferd replacing a committed
-# output with a file it encrypted itself to the recipients' (public) age
-# keys; outputs carry nothing that ties them to the enclave's run.
+#   6. A committed output forged or swapped by cofferd, its size, SHA-256
+#      and attestation fixed to match in cofferd's database: a CSV of its
+#      own encrypted to both recipients' (public) age keys (with the
+#      enclave's attestation kept, dropped, or redone with an output key
+#      of its own, which the KMS never signed), the genuine output of
+#      another task (with that task's genuine attestation), and another
+#      task's run passed off as this task's newest. coffer task result
+#      refuses each before decrypting (the output is not signed by an
+#      enclave the KMS released keys to for this task) and writes no file;
+#      the genuine output, put back, is accepted and names its enclave.
 set -eu
 
 bin=${COFFER_BIN:?}
@@ -444,6 +450,7 @@ run_task 0 "every group under k=1000: the run succeeds" "$id" --instance "$inst"
 echo "# every group under k: $msg"
 run 0 "org-b decrypts the result" env COFFER_HOME="$tmp/b" \
 	"$coffer" task result "$id" result -o "$tmp/small.csv"
+small_id=$id small_run=$runid
 check "every group under k: the result is the header alone" "$(tr -d '\r' <"$tmp/small.csv")" "region,n,total"
 new_task all-small-total "SELECT count(*) AS n, avg(a.age) AS age FROM a JOIN b USING (id)" \
 	'{"min_group_size": 1000}'
@@ -496,6 +503,118 @@ PY
 	then ok "org-$o's result equals sqlite3 on the plaintext (5 regions)"; else
 		not_ok "org-$o's result differs: $(head -3 "$tmp/good-$o.csv") vs $(head -3 "$tmp/expected.csv")"; fi
 done
+good=$id good_run=$runid
+
+# ======================= 6. outputs forged or swapped by cofferd =======================
+good_digest=$("$coffer" task digest "$tmp/good.json")
+run 0 "org-a fetches the genuine result again" env COFFER_HOME="$tmp/a" \
+	"$coffer" task result "$good" result -o "$tmp/genuine.csv"
+sed 's/^/# /' "$tmp/err"
+if grep -q "made by a soft enclave, measurement $meas_default" "$tmp/err"; then
+	ok "coffer task result names the enclave that made it (soft, the default measurement)"
+else not_ok "the enclave is not named: $(cat "$tmp/err")"; fi
+if grep -q "for task digest $good_digest" "$tmp/err"; then ok "and the task digest it was made for"
+else not_ok "the digest is not named: $(cat "$tmp/err")"; fi
+out_blob=$state/blobs/$good_run.out.0
+[ -s "$out_blob" ] || { not_ok "no output blob $out_blob"; exit 1; }
+cp "$out_blob" "$tmp/genuine.age"
+sql "SELECT attestation FROM outputs WHERE run_id = '$good_run' AND name = 'result'" >"$tmp/genuine.att"
+python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); assert a["sig"] and a["output_key"]["statement"]["output_key"]' \
+	"$tmp/genuine.att" && ok "cofferd holds the enclave's attestation of the output" ||
+	not_ok "no attestation in cofferd: $(head -c 300 "$tmp/genuine.att")"
+# set_output FILE [ATTESTATION]: the good run's output becomes FILE, its
+# size and sha256 follow, and its attestation becomes ATTESTATION (a file
+# of JSON, or "" for none) if given: consistent in cofferd's records.
+set_output() {
+	cp "$1" "$out_blob"
+	if [ $# -gt 1 ]; then
+		if [ -n "$2" ]; then att="CAST(readfile('$2') AS TEXT)"; else att="''"; fi
+		att=", attestation = $att"
+	else att=""; fi
+	sql "UPDATE outputs SET size = $(wc -c <"$1"), sha256 = '$(sha256sum "$1" | cut -d' ' -f1)'$att
+	     WHERE run_id = '$good_run' AND name = 'result'"
+}
+# forged_result NAME WHY: neither recipient accepts the good task's
+# output, each for WHY, and no file is written.
+forged_result() {
+	for o in a b; do
+		rm -f "$tmp/forged-$o.csv"
+		refused "$1: org-$o's coffer task result" \
+			"the output is not signed by an enclave the KMS released keys to for this task" \
+			env COFFER_HOME="$tmp/$o" "$coffer" task result "$good" result -o "$tmp/forged-$o.csv"
+		if grep -qF "$2" "$tmp/err"; then ok "$1: org-$o is told why ($2)"
+		else not_ok "$1: org-$o's error should say '$2': $(head -c 600 "$tmp/err")"; fi
+		if [ -e "$tmp/forged-$o.csv" ]; then not_ok "$1: org-$o got a file"; fi
+	done
+	if ls "$tmp"/forged-?.csv.* >/dev/null 2>&1; then not_ok "$1: a temporary file was left behind"; fi
+}
+
+# cofferd's own CSV, encrypted to both recipients' public age keys: an age
+# file org-a's identity opens and authenticates.
+printf 'region,n,total\r\nnorth,1000,1.00\r\n' >"$tmp/forged.csv"
+"$coffer" age encrypt -r "$(jget "$tmp/a.pub.json" age_recipient)" \
+	-r "$(jget "$tmp/b.pub.json" age_recipient)" -o "$tmp/forged.age" "$tmp/forged.csv"
+run 0 "cofferd's forged output opens with org-a's age identity" \
+	"$coffer" age decrypt -i "$tmp/a/org-age.key" -o "$tmp/forged-open.csv" "$tmp/forged.age"
+check "...to cofferd's CSV" "$(cat "$tmp/forged-open.csv")" "$(cat "$tmp/forged.csv")"
+set_output "$tmp/forged.age"
+check "cofferd lists the forged output's SHA-256 as the output's" \
+	"$(sql "SELECT sha256 FROM outputs WHERE run_id = '$good_run' AND name = 'result'")" \
+	"$(sha256sum "$tmp/forged.age" | cut -d' ' -f1)"
+forged_result "cofferd's ciphertext under the enclave's attestation" "does not cover this ciphertext"
+rm -f "$tmp/forged-raw.age"
+refused "cofferd's ciphertext, fetched with --ciphertext" \
+	"the output is not signed by an enclave the KMS released keys to for this task" \
+	env COFFER_HOME="$tmp/a" "$coffer" task result "$good" result --ciphertext -o "$tmp/forged-raw.age"
+if [ -e "$tmp/forged-raw.age" ]; then not_ok "--ciphertext wrote the forged file"; fi
+
+set_output "$tmp/forged.age" ""
+forged_result "cofferd's ciphertext, the attestation dropped" "cofferd lists no attestation"
+
+# An attestation of cofferd's own: its Ed25519 output key in the KMS's
+# statement (whose signature it cannot redo: the KMS's stays), and that
+# key's valid signature over the task's digest, the name and the forged
+# file's SHA-256.
+openssl genpkey -algorithm ed25519 -out "$tmp/attacker-ed.pem" 2>/dev/null
+python3 - "$tmp/genuine.att" "$good_digest" "$tmp/forged.age" "$tmp/msg.bin" <<'PY'
+import hashlib, sys
+att, digest, ct, out = sys.argv[1:]
+msg = b"coffer-output-v1:" + bytes.fromhex(digest) + b"result\0" + hashlib.sha256(open(ct, "rb").read()).digest()
+open(out, "wb").write(msg)
+PY
+openssl pkeyutl -sign -inkey "$tmp/attacker-ed.pem" -rawin -in "$tmp/msg.bin" -out "$tmp/msg.sig"
+openssl pkey -in "$tmp/attacker-ed.pem" -pubout -outform DER 2>/dev/null | tail -c 32 >"$tmp/attacker-ed.pub"
+python3 - "$tmp/genuine.att" "$tmp/attacker-ed.pub" "$tmp/msg.sig" "$tmp/own.att" <<'PY'
+import base64, json, sys
+att = json.load(open(sys.argv[1]))
+att["output_key"]["statement"]["output_key"] = base64.b64encode(open(sys.argv[2], "rb").read()).decode()
+att["sig"] = base64.b64encode(open(sys.argv[3], "rb").read()).decode()
+open(sys.argv[4], "w").write(json.dumps(att, sort_keys=True, separators=(",", ":")))
+PY
+set_output "$tmp/forged.age" "$tmp/own.att"
+forged_result "cofferd's ciphertext under an output key of its own" "not signed by the pinned KMS"
+
+# The genuine output of another task (every group under k: the header
+# alone), with that task's genuine attestation.
+small_blob=$state/blobs/$small_run.out.0
+sql "SELECT attestation FROM outputs WHERE run_id = '$small_run' AND name = 'result'" >"$tmp/small.att"
+set_output "$small_blob" "$tmp/small.att"
+forged_result "the output of task $small_id swapped in" "the KMS released the output key for another task"
+
+# Task small_id's run passed off as the good task's newest run.
+set_output "$tmp/genuine.age" "$tmp/genuine.att"
+sql "UPDATE runs SET task_id = '$good', started = started + 100000 WHERE id = '$small_run'"
+forged_result "$small_id's run re-parented as $good's newest" "the KMS released the output key for another task"
+sql "UPDATE runs SET task_id = '$small_id', started = started - 100000 WHERE id = '$small_run'"
+
+# Put back, the genuine output is accepted again.
+for o in a b; do
+	rm -f "$tmp/again-$o.csv"
+	run 0 "the genuine output put back: org-$o accepts it" env COFFER_HOME="$tmp/$o" \
+		"$coffer" task result "$good" result -o "$tmp/again-$o.csv"
+	check "org-$o's result is the genuine one" "$(cat "$tmp/again-$o.csv")" "$(cat "$tmp/good-$o.csv")"
+done
+
 # The attacker's key opens nothing cofferd holds.
 opened=0
 for f in "$state"/blobs/*; do

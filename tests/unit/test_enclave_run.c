@@ -6,7 +6,8 @@
  * pauses and resumes), an error answer refused before any byte, blob
  * URLs reduced to their path (the token only ever goes to the run's
  * cofferd), an output uploaded in 8 MiB parts at the right offsets and
- * committed with its size and SHA-256, finish, and a server whose
+ * committed with its size, SHA-256 and an attestation that verifies for a
+ * recipient (and for that output only), finish, and a server whose
  * certificate is not from the pinned CA.
  */
 #include <stdarg.h>
@@ -37,6 +38,7 @@
 #include "coffer/crypto.h"
 #include "coffer/enc.h"
 #include "coffer/json.h"
+#include "coffer/kms_client.h"
 #include "run.h"
 
 #define RUN "run-0123456789abcdef"
@@ -427,17 +429,45 @@ static void test_blob(void **state)
 	server_stop();
 }
 
+/* A release as cf_kms_release leaves it: digest, output seed, the KMS's statement of its key. */
+static void fake_release(cf_kms_release_result *rel, uint8_t kms_pub[32])
+{
+	uint8_t kms_seed[32], opub[32];
+	char hex[65], pub64[45], sig[CF_KMS_SIG_B64_LEN + 1];
+	memset(rel, 0, sizeof(*rel));
+	for (int i = 0; i < 32; i++)
+		rel->task_digest[i] = (uint8_t)(i * 5);
+	assert_int_equal(cf_ed25519_keygen(kms_seed, kms_pub), CF_OK);
+	assert_int_equal(cf_ed25519_keygen(rel->output_seed, opub), CF_OK);
+	cf_hex_encode(rel->task_digest, 32, hex);
+	cf_b64_encode(opub, 32, true, pub64);
+	json_t *st = json_pack("{s:s,s:s,s:s,s:s,s:I}", "task_digest", hex, "output_key", pub64,
+			       "tee", "soft", "measurement", "aa", "issued", (json_int_t)1);
+	assert_int_equal(cf_kms_sign(kms_seed, CF_KMS_CTX_OUTPUT_KEY, st, sig), CF_OK);
+	rel->output_key = json_pack("{s:o,s:s}", "statement", st, "sig", sig);
+	assert_non_null(rel->output_key);
+}
+
 static void test_upload(void **state)
 {
 	(void)state;
 	server_start(false);
 	cf_run *c = client(TOKEN);
+	cf_kms_release_result rel;
+	uint8_t kms_pub[32];
+	fake_release(&rel, kms_pub);
 	const size_t len = 2 * CF_COFFERD_PART_MAX + 4321;
 	uint8_t *data = malloc(len), want[32];
 	assert_non_null(data);
 	for (size_t i = 0; i < len; i++)
 		data[i] = (uint8_t)(i * 7 + 3);
-	assert_int_equal(cf_run_output_put(c, "result", data, len), CF_OK);
+	/* Without the release's output key nothing is sent. */
+	cf_kms_release_result none;
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(cf_run_output_put(c, "result", data, len, NULL), CF_ERR_ARG);
+	assert_int_equal(cf_run_output_put(c, "result", data, len, &none), CF_ERR_ARG);
+	assert_int_equal(srv.nlog, 0);
+	assert_int_equal(cf_run_output_put(c, "result", data, len, &rel), CF_OK);
 	assert_int_equal(srv.nlog, 4);
 	char path[128];
 	for (int i = 0; i < 3; i++) {
@@ -462,20 +492,37 @@ static void test_upload(void **state)
 			 CF_OK);
 	assert_string_equal(json_string_value(json_object_get(commit, "sha256")), hex);
 	assert_int_equal(json_integer_value(json_object_get(commit, "size")), (json_int_t)len);
+	/* The attestation: a recipient verifies it over the bytes it will download. */
+	const json_t *att = json_object_get(commit, "attestation");
+	char why[200];
+	cf_kms_output_origin origin;
+	assert_int_equal(cf_kms_output_verify(kms_pub, att, rel.task_digest, "result", want, &origin,
+					      why, sizeof(why)),
+			 CF_OK);
+	assert_string_equal(origin.tee, "soft");
+	/* ...and not as another output, nor over other bytes. */
+	assert_int_equal(cf_kms_output_verify(kms_pub, att, rel.task_digest, "other", want, NULL, why,
+					      sizeof(why)),
+			 CF_ERR_AUTH);
+	want[0] ^= 1;
+	assert_int_equal(cf_kms_output_verify(kms_pub, att, rel.task_digest, "result", want, NULL,
+					      why, sizeof(why)),
+			 CF_ERR_AUTH);
 	json_decref(commit);
 
 	/* Names that would leave the output's path are refused before anything is sent. */
 	srv.nlog = 0;
-	assert_int_equal(cf_run_output_put(c, "../x", data, 10), CF_ERR_ARG);
-	assert_int_equal(cf_run_output_put(c, "a?b", data, 10), CF_ERR_ARG);
-	assert_int_equal(cf_run_output_put(c, "", data, 10), CF_ERR_ARG);
+	assert_int_equal(cf_run_output_put(c, "../x", data, 10, &rel), CF_ERR_ARG);
+	assert_int_equal(cf_run_output_put(c, "a?b", data, 10, &rel), CF_ERR_ARG);
+	assert_int_equal(cf_run_output_put(c, "", data, 10, &rel), CF_ERR_ARG);
 	assert_int_equal(srv.nlog, 0);
 	cf_run_free(c);
 	/* A refused part stops the upload: no commit follows. */
 	c = client("cft_wrong");
-	assert_int_equal(cf_run_output_put(c, "result", data, 10), CF_ERR_AUTH);
+	assert_int_equal(cf_run_output_put(c, "result", data, 10, &rel), CF_ERR_AUTH);
 	assert_int_equal(srv.nlog, 1);
 	cf_run_free(c);
+	cf_kms_release_result_free(&rel);
 	free(data);
 	server_stop();
 }
