@@ -363,6 +363,47 @@ static int fetch_task(cf_cofferd_client *cc, const char *id, json_t **reply, con
 	return CLI_OK;
 }
 
+/*
+ * The digest this profile created or approved task id under, kept in
+ * PROFILE/tasks/ID: cofferd could otherwise serve another approved task
+ * (with its genuine, signed outputs) under this id. remember_digest
+ * writes it; known_digest reads it (false: this profile has no record).
+ */
+static void remember_digest(const char *id, const char *hex)
+{
+	char dir[1024], path[1200];
+	cf_outfile of;
+	if (cli_profile(true, dir, sizeof(dir)) != CLI_OK)
+		return;
+	snprintf(path, sizeof(path), "%s/tasks", dir);
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return;
+	snprintf(path, sizeof(path), "%s/tasks/%s", dir, id);
+	if (cf_outfile_open(&of, path, 0600) != CF_OK)
+		return;
+	cf_writer w = cf_outfile_writer(&of);
+	char line[2 * CF_SHA256_LEN + 2];
+	int n = snprintf(line, sizeof(line), "%s\n", hex);
+	if (w.write(w.ctx, (const uint8_t *)line, (size_t)n) != CF_OK || cf_outfile_commit(&of) != CF_OK) {
+		cf_outfile_abort(&of);
+		fprintf(stderr, "coffer: warning: could not record task %s's digest in the profile\n", id);
+	}
+}
+
+static bool known_digest(const char *id, char hex[2 * CF_SHA256_LEN + 1])
+{
+	char dir[1024], path[1200];
+	if (cli_profile(false, dir, sizeof(dir)) != CLI_OK)
+		return false;
+	snprintf(path, sizeof(path), "%s/tasks/%s", dir, id);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool ok = fgets(hex, 2 * CF_SHA256_LEN + 1, f) && strlen(hex) == 2 * CF_SHA256_LEN;
+	fclose(f);
+	return ok;
+}
+
 static int approve_remote(const char *id, const char *out_path, bool yes)
 {
 	cf_cofferd_client *cc = NULL;
@@ -392,6 +433,7 @@ static int approve_remote(const char *id, const char *out_path, bool yes)
 	if ((status = cli_cofferd_call(cc, "posting the approval failed", "POST", path, approval,
 				       &posted)) != CLI_OK)
 		goto out;
+	remember_digest(id, hex);
 	printf("approved task %s (digest %s) as organisation %s\napprovals:", id, hex, org.name);
 	size_t i;
 	const json_t *a;
@@ -551,6 +593,7 @@ static int task_create(int argc, char **argv)
 			 claimed, id, hex);
 		goto out;
 	}
+	remember_digest(id, hex);
 	if (json)
 		status = cli_print_json(reply);
 	else {
@@ -1212,6 +1255,14 @@ static int task_result(int argc, char **argv)
 	status = CLI_FAIL;
 	if ((rc = cf_task_digest(task, digest)) != CF_OK) {
 		cli_fail(what, "%s", cf_strerror(rc));
+		goto out;
+	}
+	char known[2 * CF_SHA256_LEN + 1];
+	if (known_digest(id, known) && strcmp(known, digest_hex) != 0) {
+		cli_fail(what,
+			 "this profile created or approved %s as task %s, but cofferd now serves "
+			 "task %s under that id: not the task you agreed to",
+			 id, known, digest_hex);
 		goto out;
 	}
 	if (!found) {

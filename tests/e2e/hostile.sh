@@ -605,6 +605,22 @@ forged_result "the output of task $small_id swapped in" "the KMS released the ou
 set_output "$tmp/genuine.age" "$tmp/genuine.att"
 sql "UPDATE runs SET task_id = '$good', started = started + 100000 WHERE id = '$small_run'"
 forged_result "$small_id's run re-parented as $good's newest" "the KMS released the output key for another task"
+
+# Both at once: cofferd serves task small_id itself (its JSON and digest)
+# under the good task's id, with small_id's run and its genuine signed
+# output. Every signature holds; only the digest each organisation's
+# profile kept when it approved the good task shows the substitution.
+sql "CREATE TABLE good_task AS SELECT task, digest FROM tasks WHERE id = '$good';
+     UPDATE tasks SET task = (SELECT task FROM tasks WHERE id = '$small_id'),
+                      digest = (SELECT digest FROM tasks WHERE id = '$small_id') WHERE id = '$good'"
+for o in a b; do
+	rm -f "$tmp/subst-$o.csv"
+	refused "task $small_id served as $good: org-$o's coffer task result" "not the task you agreed to" \
+		env COFFER_HOME="$tmp/$o" "$coffer" task result "$good" result -o "$tmp/subst-$o.csv"
+	if [ -e "$tmp/subst-$o.csv" ]; then not_ok "the substituted task's output reached org-$o"; fi
+done
+sql "UPDATE tasks SET task = (SELECT task FROM good_task), digest = (SELECT digest FROM good_task)
+     WHERE id = '$good'; DROP TABLE good_task"
 sql "UPDATE runs SET task_id = '$small_id', started = started - 100000 WHERE id = '$small_run'"
 
 # Put back, the genuine output is accepted again.
