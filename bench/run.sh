@@ -14,6 +14,7 @@ soft_tee.sh
 evidence.sh
 kms.sh
 joint-sql.sh
+seed-inference.sh
 "
 
 if [ ! -d "$build/bin" ]; then

@@ -10,6 +10,7 @@ libssl-dev libjansson-dev libcmocka-dev zlib1g-dev libsqlite3-dev
 age openssl curl sqlite3
 libmimalloc-dev libseccomp-dev libevent-dev libcurl4-openssl-dev libargon2-dev
 redis-server redis-tools gdb
+libxgboost-dev
 "
 
 missing=""
