@@ -11,6 +11,13 @@
 #include "coffer/kms_client.h"
 #include "csv.h"
 #include "sql.h"
+#if CF_JOB_HAVE_STATS
+#include "stats.h"
+#endif
+#if CF_JOB_HAVE_PSI
+#include "psi.h"
+#endif
+
 
 static cf_err bad(char *why, size_t whylen, cf_err rc, const char *fmt, ...) CF_PRINTF(4, 5);
 static cf_err bad(char *why, size_t whylen, cf_err rc, const char *fmt, ...)
@@ -51,6 +58,10 @@ void cf_job_free(cf_job *j)
 		free(j->outputs[i].query);
 	}
 	free(j->outputs);
+	json_decref(j->function);
+	free(j->function_json);
+	cf_xgb_train_free(&j->train);
+	cf_xgb_predict_free(&j->predict);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -119,6 +130,7 @@ static cf_err parse_policy(const json_t *p, cf_job *j, char *why, size_t whylen)
 
 static cf_err parse_inputs(const json_t *inputs, cf_job *j, char *why, size_t whylen)
 {
+	static const char *const members[] = { "dataset", "format", NULL };
 	const char *table;
 	const json_t *spec;
 	j->inputs = calloc(json_object_size(inputs), sizeof(*j->inputs));
@@ -137,7 +149,20 @@ static cf_err parse_inputs(const json_t *inputs, cf_job *j, char *why, size_t wh
 		}
 		if (cf_json_get_string(spec, "dataset", &ds) != CF_OK)
 			return bad(why, whylen, CF_ERR_PARSE, "input %s names no dataset", table);
+		char what[80];
+		snprintf(what, sizeof(what), "input %s", table);
+		cf_err rc = only(spec, members, what, why, whylen);
+		if (rc != CF_OK)
+			return rc;
+		const json_t *fmt = json_object_get(spec, "format");
+		cf_job_format format = CF_INPUT_CSV;
+		if (fmt && json_is_string(fmt) && strcmp(json_string_value(fmt), "xgboost-json") == 0)
+			format = CF_INPUT_XGB_MODEL;
+		else if (fmt && !(json_is_string(fmt) && strcmp(json_string_value(fmt), "csv") == 0))
+			return bad(why, whylen, CF_ERR_PARSE, "input %s: format must be \"csv\" or "
+				   "\"xgboost-json\"", table);
 		cf_job_input *in = &j->inputs[j->ninputs++];
+		in->format = format;
 		in->table = strdup(table);
 		in->dataset = strdup(ds);
 		if (!in->table || !in->dataset)
@@ -174,23 +199,141 @@ static cf_err parse_outputs(const json_t *outputs, const char *query, cf_job *j,
 				   "a string", name);
 		if (own)
 			q = json_string_value(own);
+		cf_job_output *out = &j->outputs[j->noutputs++];
+		if (!(out->name = strdup(name)))
+			return CF_ERR_NOMEM;
+		if (!q) {
+			/* Another kind's result; a train's "metrics" is its metrics. */
+			out->result = j->kind == CF_FN_XGB_TRAIN && strcmp(name, "metrics") == 0
+					      ? CF_RESULT_METRICS : CF_RESULT_MAIN;
+			continue;
+		}
 		if (strlen(q) > CF_SQL_MAX_QUERY)
 			return bad(why, whylen, CF_ERR_TOO_BIG, "the query of output %s is longer "
 				   "than %u bytes", name, CF_SQL_MAX_QUERY);
-		cf_job_output *out = &j->outputs[j->noutputs++];
-		out->name = strdup(name);
-		out->query = strdup(q);
-		if (!out->name || !out->query)
+		if (!(out->query = strdup(q)))
 			return CF_ERR_NOMEM;
+	}
+	return CF_OK;
+}
+
+/* The kinds this enclave runs; stats and psi when their modules are built in. */
+static const struct {
+	const char *name;
+	cf_job_fn kind;
+} kinds[] = {
+	{ "sql", CF_FN_SQL },
+	{ "xgboost.train", CF_FN_XGB_TRAIN },
+	{ "xgboost.predict", CF_FN_XGB_PREDICT },
+#if CF_JOB_HAVE_STATS
+	{ "stats", CF_FN_STATS },
+#endif
+#if CF_JOB_HAVE_PSI
+	{ "psi", CF_FN_PSI },
+#endif
+};
+
+static cf_err parse_function(const json_t *fn, cf_job *j, const char **query, char *why,
+			     size_t whylen)
+{
+	static const char *const sql_members[] = { "kind", "query", NULL };
+	const char *kind;
+	cf_err rc;
+	*query = NULL;
+	if (!json_is_object(fn) || cf_json_get_string(fn, "kind", &kind) != CF_OK)
+		return bad(why, whylen, CF_ERR_PARSE, "the task needs a function {\"kind\", ...}");
+	size_t k = 0;
+	while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k].name, kind) != 0)
+		k++;
+	if (k == sizeof(kinds) / sizeof(kinds[0])) {
+		char list[96] = "";
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i ? ", " : "", kinds[i].name);
+		return bad(why, whylen, CF_ERR_UNSUPPORTED, "function kind \"%.32s\" is not one "
+			   "this enclave runs (%s)", kind, list);
+	}
+	j->kind = kinds[k].kind;
+	j->function = json_incref((json_t *)fn);
+	if (!(j->function_json = json_dumps(fn, JSON_COMPACT | JSON_SORT_KEYS)))
+		return CF_ERR_NOMEM;
+	switch (j->kind) {
+	case CF_FN_SQL:
+		if ((rc = only(fn, sql_members, "function", why, whylen)) != CF_OK)
+			return rc;
+		if (cf_json_get_string(fn, "query", query) != CF_OK || !**query)
+			return bad(why, whylen, CF_ERR_PARSE, "function.query must be a non-empty "
+				   "string");
+		if (strlen(*query) > CF_SQL_MAX_QUERY)
+			return bad(why, whylen, CF_ERR_TOO_BIG, "function.query is longer than %u "
+				   "bytes", CF_SQL_MAX_QUERY);
+		return CF_OK;
+	case CF_FN_XGB_TRAIN:
+		return cf_xgb_train_parse(fn, &j->train, why, whylen);
+	case CF_FN_XGB_PREDICT:
+		return cf_xgb_predict_parse(fn, &j->predict, why, whylen);
+#if CF_JOB_HAVE_STATS
+	case CF_FN_STATS:
+		return cf_stats_check(fn, why, whylen);
+#endif
+#if CF_JOB_HAVE_PSI
+	case CF_FN_PSI:
+		return cf_psi_check(fn, why, whylen);
+#endif
+	default:
+		return bad(why, whylen, CF_ERR_UNSUPPORTED, "function kind \"%.32s\" is not built "
+			   "into this enclave", kind);
+	}
+}
+
+/* Model inputs: only xgboost.predict takes one, the one its "model" names. */
+static cf_err check_formats(const cf_job *j, char *why, size_t whylen)
+{
+	size_t models = 0, csvs = 0;
+	for (size_t i = 0; i < j->ninputs; i++) {
+		const cf_job_input *in = &j->inputs[i];
+		if (in->format == CF_INPUT_CSV) {
+			csvs++;
+			continue;
+		}
+		models++;
+		if (j->kind != CF_FN_XGB_PREDICT)
+			return bad(why, whylen, CF_ERR_PARSE, "input %s is a model: only an "
+				   "xgboost.predict function takes one", in->table);
+		if (strcmp(in->table, j->predict.model) != 0)
+			return bad(why, whylen, CF_ERR_PARSE, "input %s is a model, but "
+				   "function.model names %s", in->table, j->predict.model);
+	}
+#if CF_JOB_HAVE_PSI
+	/* Every psi output without a query of its own is granted a form by the function. */
+	for (size_t o = 0; j->kind == CF_FN_PSI && o < j->noutputs; o++) {
+		cf_psi_form form;
+		if (!j->outputs[o].query &&
+		    cf_psi_output_form(j->function, j->outputs[o].name, &form, why, whylen) != CF_OK)
+			return bad(why, whylen, CF_ERR_PARSE, "output %s: function.outputs grants it "
+				   "nothing", j->outputs[o].name);
+	}
+#endif
+	if (j->kind == CF_FN_XGB_PREDICT) {
+		if (models != 1)
+			return bad(why, whylen, CF_ERR_PARSE, "function.model must name an input "
+				   "with \"format\": \"xgboost-json\"");
+		if (csvs == 0)
+			return bad(why, whylen, CF_ERR_PARSE, "xgboost.predict needs an input of rows "
+				   "besides the model");
+		/* Predictions are one row per input row: what the policy's rules forbid. */
+		if (!j->policy.allow_rows || j->policy.min_group_size > 1)
+			return bad(why, whylen, CF_ERR_AUTH, "xgboost.predict gives one row per input "
+				   "row: the policy (allow_rows false or min_group_size above 1) "
+				   "forbids it");
 	}
 	return CF_OK;
 }
 
 cf_err cf_job_parse(const json_t *task, cf_job *out, char *why, size_t whylen)
 {
-	static const char *const fmembers[] = { "kind", "query", NULL };
 	char kwhy[160];
-	const char *kind, *query;
+	const char *query;
 	long long version;
 	cf_err rc;
 	if (why && whylen)
@@ -210,31 +353,14 @@ cf_err cf_job_parse(const json_t *task, cf_job *out, char *why, size_t whylen)
 		rc = bad(why, whylen, CF_ERR_PARSE, "%s", kwhy);
 		goto out;
 	}
-	const json_t *fn = json_object_get(task, "function");
-	if (!json_is_object(fn) || cf_json_get_string(fn, "kind", &kind) != CF_OK) {
-		rc = bad(why, whylen, CF_ERR_PARSE, "the task needs a function {\"kind\", ...}");
+	if ((rc = parse_function(json_object_get(task, "function"), out, &query, why, whylen)) !=
+	    CF_OK)
 		goto out;
-	}
-	if (strcmp(kind, "sql") != 0) {
-		rc = bad(why, whylen, CF_ERR_UNSUPPORTED, "function kind \"%.32s\" is not one this "
-			 "enclave runs (sql)", kind);
-		goto out;
-	}
-	if ((rc = only(fn, fmembers, "function", why, whylen)) != CF_OK)
-		goto out;
-	if (cf_json_get_string(fn, "query", &query) != CF_OK || !*query) {
-		rc = bad(why, whylen, CF_ERR_PARSE, "function.query must be a non-empty string");
-		goto out;
-	}
-	if (strlen(query) > CF_SQL_MAX_QUERY) {
-		rc = bad(why, whylen, CF_ERR_TOO_BIG, "function.query is longer than %u bytes",
-			 CF_SQL_MAX_QUERY);
-		goto out;
-	}
 	if ((rc = parse_inputs(json_object_get(task, "inputs"), out, why, whylen)) != CF_OK ||
 	    (rc = parse_outputs(json_object_get(task, "outputs"), query, out, why, whylen)) !=
 		    CF_OK ||
-	    (rc = parse_policy(json_object_get(task, "policy"), out, why, whylen)) != CF_OK)
+	    (rc = parse_policy(json_object_get(task, "policy"), out, why, whylen)) != CF_OK ||
+	    (rc = check_formats(out, why, whylen)) != CF_OK)
 		goto out;
 out:
 	if (rc != CF_OK)

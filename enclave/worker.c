@@ -13,6 +13,13 @@
 #include "output.h"
 #include "policy.h"
 #include "sql.h"
+#include "xgb.h"
+#if CF_JOB_HAVE_STATS
+#include "stats.h"
+#endif
+#if CF_JOB_HAVE_PSI
+#include "psi.h"
+#endif
 
 static cf_err fail(char *why, size_t whylen, cf_err rc, const char *fmt, ...) CF_PRINTF(4, 5);
 static cf_err fail(char *why, size_t whylen, cf_err rc, const char *fmt, ...)
@@ -141,6 +148,78 @@ out:
 	return rc;
 }
 
+/* Decrypts a model input into secret bytes (never a table). */
+static cf_err load_model(const cf_job_input *in, const cf_kms_release_result *rel,
+			 const cf_worker_io *io, cf_buf *model, char *why, size_t whylen)
+{
+	cf_reader rd;
+	struct timespec t0;
+	cf_err rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const cf_kms_input *key = released_key(rel, in);
+	if (!key)
+		return fail(why, whylen, CF_ERR_AUTH, "the KMS released no key for input %s",
+			    in->table);
+	if ((rc = io->input_open(io->arg, in, &rd)) != CF_OK)
+		return fail(why, whylen, rc, "input %s: cannot fetch its ciphertext: %s", in->table,
+			    cf_strerror(rc));
+	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256, rd,
+					  cf_buf_writer(model));
+	if (io->input_close)
+		io->input_close(io->arg, in);
+	if (rc == CF_ERR_TOO_BIG)
+		return fail(why, whylen, rc, "input %s: the model is larger than %u bytes", in->table,
+			    CF_XGB_MAX_MODEL);
+	if (rc == CF_ERR_AUTH)
+		return fail(why, whylen, rc, "input %s: its header is not the one the KMS registered "
+			    "(a swapped or altered file)", in->table);
+	if (rc != CF_OK)
+		return fail(why, whylen, rc, "input %s: the ciphertext does not decrypt: %s",
+			    in->table, cf_strerror(rc));
+	log_info("input %s: a model of %zu bytes in %.2f s", in->table, model->len,
+		 seconds_since(&t0));
+	return CF_OK;
+}
+
+/*
+ * The function's result(s) of a kind other than sql, into res[CF_RESULT_MAIN]
+ * (and res[CF_RESULT_METRICS] when an output takes the metrics).
+ */
+static cf_err run_function(cf_sql *db, const cf_job *job, const cf_buf *model, cf_buf *res,
+			   cf_worker_stats *stats, char *why, size_t whylen)
+{
+	bool metrics = false;
+	uint64_t rows = 0;
+	struct timespec t0;
+	cf_err rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t o = 0; o < job->noutputs; o++)
+		metrics |= !job->outputs[o].query && job->outputs[o].result == CF_RESULT_METRICS;
+	switch (job->kind) {
+	case CF_FN_XGB_TRAIN:
+		rc = cf_xgb_train_run(db, &job->train, &res[CF_RESULT_MAIN],
+				      metrics ? &res[CF_RESULT_METRICS] : NULL, &rows, why, whylen);
+		break;
+	case CF_FN_XGB_PREDICT:
+		rc = cf_xgb_predict_run(db, &job->predict, model->data, model->len,
+					job->max_result_rows, &res[CF_RESULT_MAIN], &rows, why,
+					whylen);
+		if (rc == CF_OK)
+			stats->output_rows += rows;
+		break;
+	default:
+		return fail(why, whylen, CF_ERR_UNSUPPORTED, "this enclave does not run the task's "
+			    "function kind");
+	}
+	if (rc != CF_OK) {
+		if (!why || !why[0])
+			fail(why, whylen, rc, "the function failed: %s", cf_strerror(rc));
+		return rc;
+	}
+	log_info("function: computed in %.2f s", seconds_since(&t0));
+	return CF_OK;
+}
+
 /* Runs one output's query under the fence and the policy into csv. */
 static cf_err run_output(cf_sql *db, const cf_job *job, const cf_job_output *o,
 			 const cf_policy_table *tables, size_t ntables, cf_buf *csv, size_t *total,
@@ -213,7 +292,8 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 	cf_policy_table *ptables = NULL;
 	cf_buf *csv = NULL;
 	cf_age_recipient *rcpts = NULL;
-	size_t nrcpts = 0, total = 0;
+	size_t nrcpts = 0, total = 0, nptables = 0;
+	cf_buf model, res[2];
 	cf_worker_stats local;
 	char msg[256];
 	cf_err rc;
@@ -221,6 +301,9 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 		why[0] = '\0';
 	if (!stats)
 		stats = &local;
+	cf_buf_init(&model, CF_XGB_MAX_MODEL, true);
+	cf_buf_init(&res[CF_RESULT_MAIN], CF_WORKER_MAX_RESULT_BYTES, true);
+	cf_buf_init(&res[CF_RESULT_METRICS], CF_WORKER_MAX_RESULT_BYTES, true);
 	memset(stats, 0, sizeof(*stats));
 	if (!job || !rel || !io || !io->input_open || !io->output_open || !io->output_commit ||
 	    !rel->recipients)
@@ -253,11 +336,19 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 		goto out;
 	}
 	for (size_t i = 0; i < job->ninputs; i++) {
+		if (job->inputs[i].format == CF_INPUT_XGB_MODEL) {
+			/* job.c allows one model input, to xgboost.predict. */
+			cf_buf_free(&model);
+			if ((rc = load_model(&job->inputs[i], rel, io, &model, why, whylen)) != CF_OK)
+				goto out;
+			continue;
+		}
 		if ((rc = load_input(db, &job->inputs[i], rel, io, limits, &tables[i], why, whylen)) !=
 		    CF_OK)
 			goto out;
 		stats->input_rows += tables[i].rows;
-		ptables[i] = (cf_policy_table){ tables[i].name, tables[i].columns, tables[i].ncolumns };
+		ptables[nptables++] = (cf_policy_table){ tables[i].name, tables[i].columns,
+							 tables[i].ncolumns };
 		if ((rc = cf_sql_allow_table(db, job->inputs[i].table)) != CF_OK)
 			goto out;
 	}
@@ -267,11 +358,58 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 	}
 
 	/* Every result before any ciphertext leaves: a refused output releases nothing. */
+	if (job->kind == CF_FN_XGB_TRAIN || job->kind == CF_FN_XGB_PREDICT) {
+		if ((rc = run_function(db, job, &model, res, stats, why, whylen)) != CF_OK)
+			goto out;
+		cf_buf_free(&model);
+	}
 	for (size_t o = 0; o < job->noutputs; o++) {
-		if ((rc = run_output(db, job, &job->outputs[o], ptables, job->ninputs, &csv[o], &total,
-				     stats, why, whylen)) != CF_OK)
+		const cf_job_output *out = &job->outputs[o];
+		if (!out->query && (job->kind == CF_FN_STATS || job->kind == CF_FN_PSI)) {
+			/* stats and psi compute each output (psi: the form the task grants it). */
+			cf_buf_init(&csv[o], CF_WORKER_MAX_RESULT_BYTES - total, true);
+			struct timespec t0;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			rc = CF_ERR_UNSUPPORTED;
+#if CF_JOB_HAVE_STATS
+			if (job->kind == CF_FN_STATS)
+				rc = cf_stats_run(db, job->function, out->name, &job->policy, &csv[o],
+						  why, whylen);
+#endif
+#if CF_JOB_HAVE_PSI
+			if (job->kind == CF_FN_PSI)
+				rc = cf_psi_run(db, job->function, out->name, &job->policy, &csv[o],
+						why, whylen);
+#endif
+			if (rc != CF_OK) {
+				if (!why || !why[0])
+					fail(why, whylen, rc, "output %s: %s", out->name,
+					     cf_strerror(rc));
+				goto out;
+			}
+			total += csv[o].len;
+			log_info("output %s: computed in %.2f s", out->name, seconds_since(&t0));
+			continue;
+		}
+		if (!out->query) {
+			/* The function's result (job.c: only for kinds other than sql). */
+			const cf_buf *r = &res[out->result];
+			cf_buf_init(&csv[o], CF_WORKER_MAX_RESULT_BYTES - total, true);
+			if ((rc = cf_buf_append(&csv[o], r->data, r->len)) != CF_OK) {
+				fail(why, whylen, rc, "output %s: %s", out->name,
+				     rc == CF_ERR_TOO_BIG ? "the outputs are larger than 256 MiB "
+							    "together" : cf_strerror(rc));
+				goto out;
+			}
+			total += csv[o].len;
+			continue;
+		}
+		if ((rc = run_output(db, job, out, ptables, nptables, &csv[o], &total, stats, why,
+				     whylen)) != CF_OK)
 			goto out;
 	}
+	cf_buf_free(&res[CF_RESULT_MAIN]);
+	cf_buf_free(&res[CF_RESULT_METRICS]);
 	cf_sql_close(db);
 	db = NULL;
 
@@ -314,6 +452,9 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 	rc = CF_OK;
 out:
 	free(rcpts);
+	cf_buf_free(&model);
+	cf_buf_free(&res[CF_RESULT_MAIN]);
+	cf_buf_free(&res[CF_RESULT_METRICS]);
 	cf_sql_close(db);
 	for (size_t o = 0; csv && o < job->noutputs; o++)
 		cf_buf_free(&csv[o]);

@@ -1,0 +1,857 @@
+#define CF_LOG_MODULE "xgb"
+
+#include "xgb.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <xgboost/c_api.h>
+
+#include "coffer/log.h"
+#include "csv.h"
+#include "output.h"
+
+static cf_err bad(char *why, size_t whylen, cf_err rc, const char *fmt, ...) CF_PRINTF(4, 5);
+static cf_err bad(char *why, size_t whylen, cf_err rc, const char *fmt, ...)
+{
+	if (why && whylen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* --- parsing --- */
+
+/*
+ * The parameters a task may set (besides num_round). Anything that
+ * writes files, prints, or picks a device is left out; verbosity is
+ * always 0.
+ */
+static const char *const allowed_params[] = {
+	"objective", "eval_metric", "base_score", "num_class", "seed", "nthread", "booster",
+	"max_depth", "eta", "learning_rate", "gamma", "min_split_loss", "min_child_weight",
+	"max_delta_step", "subsample", "sampling_method", "colsample_bytree",
+	"colsample_bylevel", "colsample_bynode", "lambda", "reg_lambda", "alpha", "reg_alpha",
+	"tree_method", "max_bin", "grow_policy", "max_leaves", "scale_pos_weight",
+	"num_parallel_tree", "monotone_constraints", "max_cat_to_onehot", "huber_slope",
+	"tweedie_variance_power", "quantile_alpha", "rate_drop", "skip_drop", "one_drop",
+	"sample_type", "normalize_type", "feature_selector", "top_k", "updater_seed", NULL
+};
+
+static bool member_of(const char *key, const char *const *list)
+{
+	for (size_t i = 0; list[i]; i++) {
+		if (strcmp(key, list[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static cf_err only(const json_t *obj, const char *const *allowed, const char *what, char *why,
+		   size_t whylen)
+{
+	const char *key;
+	const json_t *v;
+	json_object_foreach((json_t *)obj, key, v) {
+		if (!member_of(key, allowed))
+			return bad(why, whylen, CF_ERR_PARSE, "%s has an unknown member \"%.64s\"",
+				   what, key);
+	}
+	return CF_OK;
+}
+
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static cf_err get_query(const json_t *fn, char **out, char *why, size_t whylen)
+{
+	const json_t *q = json_object_get(fn, "query");
+	if (!json_is_string(q) || json_string_length(q) == 0)
+		return bad(why, whylen, CF_ERR_PARSE, "function.query must be a non-empty string");
+	if (json_string_length(q) > CF_SQL_MAX_QUERY)
+		return bad(why, whylen, CF_ERR_TOO_BIG, "function.query is longer than %u bytes",
+			   CF_SQL_MAX_QUERY);
+	return (*out = strdup(json_string_value(q))) ? CF_OK : CF_ERR_NOMEM;
+}
+
+/* A column name of the task: what the loader would accept. */
+static bool column_name_ok(const json_t *v)
+{
+	return json_is_string(v) &&
+	       cf_csv_valid_column(json_string_value(v), json_string_length(v)) &&
+	       strlen(json_string_value(v)) == json_string_length(v);
+}
+
+static cf_err get_column(const json_t *fn, const char *key, bool required, char **out,
+			 char *why, size_t whylen)
+{
+	const json_t *v = json_object_get(fn, key);
+	*out = NULL;
+	if (!v && !required)
+		return CF_OK;
+	if (!column_name_ok(v))
+		return bad(why, whylen, CF_ERR_PARSE, "function.%s must be a column name", key);
+	return (*out = strdup(json_string_value(v))) ? CF_OK : CF_ERR_NOMEM;
+}
+
+static cf_err get_features(const json_t *fn, char ***out, size_t *n, char *why, size_t whylen)
+{
+	const json_t *f = json_object_get(fn, "features"), *v;
+	size_t i;
+	*out = NULL;
+	*n = 0;
+	if (!f)
+		return CF_OK;
+	if (!json_is_array(f) || json_array_size(f) == 0 ||
+	    json_array_size(f) > CF_XGB_MAX_FEATURES)
+		return bad(why, whylen, CF_ERR_PARSE, "function.features must be an array of 1 to "
+			   "%u column names", CF_XGB_MAX_FEATURES);
+	if (!(*out = calloc(json_array_size(f), sizeof(char *))))
+		return CF_ERR_NOMEM;
+	json_array_foreach(f, i, v) {
+		if (!column_name_ok(v))
+			return bad(why, whylen, CF_ERR_PARSE, "function.features[%zu] is not a column "
+				   "name", i);
+		for (size_t k = 0; k < i; k++) {
+			if (sqlite3_stricmp((*out)[k], json_string_value(v)) == 0)
+				return bad(why, whylen, CF_ERR_PARSE, "function.features[%zu] repeats "
+					   "function.features[%zu]", i, k);
+		}
+		if (!((*out)[i] = strdup(json_string_value(v))))
+			return CF_ERR_NOMEM;
+		(*n)++;
+	}
+	return CF_OK;
+}
+
+/* A string parameter: 1 to 64 of a plain alphabet (objective names, lists of numbers). */
+static bool param_string_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("_:@.,()-+ ", c)))
+			return false;
+	}
+	return true;
+}
+
+static cf_err parse_params(const json_t *p, cf_xgb_train *t, char *why, size_t whylen)
+{
+	const char *key;
+	const json_t *v;
+	t->rounds = CF_XGB_DEFAULT_ROUNDS;
+	if (!p)
+		return CF_OK;
+	if (!json_is_object(p))
+		return bad(why, whylen, CF_ERR_PARSE, "function.params must be an object");
+	const json_t *em = json_object_get(p, "eval_metric");
+	size_t n = json_object_size(p) + (json_is_array(em) ? json_array_size(em) : 0) + 1;
+	t->keys = calloc(n, sizeof(char *));
+	t->values = calloc(n, sizeof(char *));
+	if (!t->keys || !t->values)
+		return CF_ERR_NOMEM;
+	json_object_foreach((json_t *)p, key, v) {
+		char val[80];
+		if (strcmp(key, "num_round") == 0) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > CF_XGB_MAX_ROUNDS)
+				return bad(why, whylen, CF_ERR_PARSE, "function.params.num_round must "
+					   "be an integer from 1 to %d", CF_XGB_MAX_ROUNDS);
+			t->rounds = (unsigned)json_integer_value(v);
+			continue;
+		}
+		if (!member_of(key, allowed_params))
+			return bad(why, whylen, CF_ERR_PARSE, "function.params has a parameter this "
+				   "enclave does not allow: \"%.64s\"", key);
+		if (strcmp(key, "eval_metric") == 0 && json_is_array(v)) {
+			/* Several metrics: XGBoost adds one per setting. */
+			size_t i;
+			const json_t *m;
+			if (json_array_size(v) == 0 || json_array_size(v) > 16)
+				return bad(why, whylen, CF_ERR_PARSE, "function.params.eval_metric must "
+					   "be a metric's name or 1 to 16 of them");
+			json_array_foreach(v, i, m) {
+				if (!json_is_string(m) || !param_string_ok(json_string_value(m)))
+					return bad(why, whylen, CF_ERR_PARSE, "function.params."
+						   "eval_metric[%zu] is not a metric's name", i);
+				if (!(t->keys[t->nparams] = strdup(key)) ||
+				    !(t->values[t->nparams] = strdup(json_string_value(m))))
+					return CF_ERR_NOMEM;
+				t->nparams++;
+			}
+			continue;
+		}
+		if (json_is_integer(v))
+			snprintf(val, sizeof(val), "%lld", (long long)json_integer_value(v));
+		else if (json_is_real(v) && isfinite(json_real_value(v)))
+			snprintf(val, sizeof(val), "%.17g", json_real_value(v));
+		else if (json_is_string(v) && param_string_ok(json_string_value(v)))
+			snprintf(val, sizeof(val), "%s", json_string_value(v));
+		else
+			return bad(why, whylen, CF_ERR_PARSE, "function.params.%s must be a number "
+				   "or a short plain string", key);
+		if (!(t->keys[t->nparams] = strdup(key)) || !(t->values[t->nparams] = strdup(val)))
+			return CF_ERR_NOMEM;
+		t->nparams++;
+	}
+	return CF_OK;
+}
+
+void cf_xgb_train_free(cf_xgb_train *t)
+{
+	if (!t)
+		return;
+	free(t->query);
+	free(t->label);
+	free_strings(t->features, t->nfeatures);
+	for (size_t i = 0; t->keys && i < t->nparams; i++)
+		free(t->keys[i]);
+	for (size_t i = 0; t->values && i < t->nparams; i++)
+		free(t->values[i]);
+	/* A key without its value (allocation failed mid-pair). */
+	if (t->keys && t->keys[t->nparams])
+		free(t->keys[t->nparams]);
+	free(t->keys);
+	free(t->values);
+	memset(t, 0, sizeof(*t));
+}
+
+cf_err cf_xgb_train_parse(const json_t *fn, cf_xgb_train *out, char *why, size_t whylen)
+{
+	static const char *const members[] = { "kind", "query", "label", "features", "params",
+						NULL };
+	cf_err rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = only(fn, members, "function", why, whylen)) != CF_OK ||
+	    (rc = get_query(fn, &out->query, why, whylen)) != CF_OK ||
+	    (rc = get_column(fn, "label", true, &out->label, why, whylen)) != CF_OK ||
+	    (rc = get_features(fn, &out->features, &out->nfeatures, why, whylen)) != CF_OK ||
+	    (rc = parse_params(json_object_get(fn, "params"), out, why, whylen)) != CF_OK)
+		goto out;
+	for (size_t i = 0; i < out->nfeatures; i++) {
+		if (sqlite3_stricmp(out->features[i], out->label) == 0) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "function.features[%zu] is the label", i);
+			goto out;
+		}
+	}
+out:
+	if (rc != CF_OK)
+		cf_xgb_train_free(out);
+	return rc;
+}
+
+void cf_xgb_predict_free(cf_xgb_predict *p)
+{
+	if (!p)
+		return;
+	free(p->model);
+	free(p->query);
+	free_strings(p->features, p->nfeatures);
+	free(p->id);
+	memset(p, 0, sizeof(*p));
+}
+
+cf_err cf_xgb_predict_parse(const json_t *fn, cf_xgb_predict *out, char *why, size_t whylen)
+{
+	static const char *const members[] = { "kind", "model", "query", "features", "id",
+						"nthread", NULL };
+	const json_t *m = json_object_get(fn, "model"), *nt = json_object_get(fn, "nthread");
+	cf_err rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = only(fn, members, "function", why, whylen)) != CF_OK)
+		goto out;
+	if (!json_is_string(m) || !cf_csv_valid_table(json_string_value(m))) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "function.model must name the input holding "
+			 "the model");
+		goto out;
+	}
+	if (nt && (!json_is_integer(nt) || json_integer_value(nt) < 1 ||
+		   json_integer_value(nt) > 1024)) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "function.nthread must be an integer from 1 "
+			 "to 1024");
+		goto out;
+	}
+	out->nthread = nt ? (int)json_integer_value(nt) : 0;
+	if (!(out->model = strdup(json_string_value(m)))) {
+		rc = CF_ERR_NOMEM;
+		goto out;
+	}
+	if ((rc = get_query(fn, &out->query, why, whylen)) != CF_OK ||
+	    (rc = get_column(fn, "id", false, &out->id, why, whylen)) != CF_OK ||
+	    (rc = get_features(fn, &out->features, &out->nfeatures, why, whylen)) != CF_OK)
+		goto out;
+	for (size_t i = 0; out->id && i < out->nfeatures; i++) {
+		if (sqlite3_stricmp(out->features[i], out->id) == 0) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "function.features[%zu] is the id", i);
+			goto out;
+		}
+	}
+out:
+	if (rc != CF_OK)
+		cf_xgb_predict_free(out);
+	return rc;
+}
+
+/* --- the matrix --- */
+
+/* Floats on the heap, wiped whenever a block is released. */
+typedef struct fmat {
+	float *v;
+	size_t len, cap; /* in floats */
+} fmat;
+
+static void fmat_free(fmat *m)
+{
+	if (m->v) {
+		OPENSSL_cleanse(m->v, m->cap * sizeof(float));
+		free(m->v);
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+/* Room for n more floats; grows by doubling, wiping the old block. */
+static cf_err fmat_reserve(fmat *m, size_t n)
+{
+	if (m->cap - m->len >= n)
+		return CF_OK;
+	size_t cap = m->cap ? m->cap : 4096;
+	while (cap - m->len < n) {
+		if (cap > (SIZE_MAX / sizeof(float)) / 2)
+			return CF_ERR_TOO_BIG;
+		cap *= 2;
+	}
+	float *v = malloc(cap * sizeof(float));
+	if (!v)
+		return CF_ERR_NOMEM;
+	if (m->v) {
+		memcpy(v, m->v, m->len * sizeof(float));
+		OPENSSL_cleanse(m->v, m->cap * sizeof(float));
+		free(m->v);
+	}
+	m->v = v;
+	m->cap = cap;
+	return CF_OK;
+}
+
+/* The index of result column `name` (ignoring case, as SQL does), or -1; -2 if two match. */
+static int find_column(sqlite3_stmt *st, const char *name)
+{
+	int found = -1;
+	for (int i = 0; i < sqlite3_column_count(st); i++) {
+		const char *c = sqlite3_column_name(st, i);
+		if (c && sqlite3_stricmp(c, name) == 0) {
+			if (found >= 0)
+				return -2;
+			found = i;
+		}
+	}
+	return found;
+}
+
+/*
+ * The result columns of the features: those named, or every column but
+ * `skip` (the label or the id; -1 for none).
+ */
+static cf_err map_features(sqlite3_stmt *st, char *const *names, size_t n, int skip,
+			   int **cols, size_t *ncols, char *why, size_t whylen)
+{
+	int count = sqlite3_column_count(st);
+	*cols = NULL;
+	*ncols = 0;
+	if (names) {
+		if (!(*cols = calloc(n, sizeof(int))))
+			return CF_ERR_NOMEM;
+		for (size_t i = 0; i < n; i++) {
+			int c = find_column(st, names[i]);
+			if (c == -1)
+				return bad(why, whylen, CF_ERR_PARSE, "the query's result has no column "
+					   "function.features[%zu] (\"%.64s\")", i, names[i]);
+			if (c == -2)
+				return bad(why, whylen, CF_ERR_PARSE, "the query's result has two "
+					   "columns named function.features[%zu]", i);
+			(*cols)[i] = c;
+		}
+		*ncols = n;
+		return CF_OK;
+	}
+	if (count - (skip >= 0) < 1)
+		return bad(why, whylen, CF_ERR_PARSE, "the query's result has no feature column");
+	if ((size_t)count > CF_XGB_MAX_FEATURES + 1)
+		return bad(why, whylen, CF_ERR_TOO_BIG, "the query's result has more than %u "
+			   "feature columns", CF_XGB_MAX_FEATURES);
+	if (!(*cols = calloc((size_t)count, sizeof(int))))
+		return CF_ERR_NOMEM;
+	for (int i = 0; i < count; i++) {
+		if (i != skip)
+			(*cols)[(*ncols)++] = i;
+	}
+	return CF_OK;
+}
+
+/* Column c of the current row as a float: NaN for NULL; CF_ERR_PARSE for text or a blob. */
+static bool value_of(sqlite3_stmt *st, int c, float *out)
+{
+	switch (sqlite3_column_type(st, c)) {
+	case SQLITE_NULL:
+		*out = NAN;
+		return true;
+	case SQLITE_INTEGER:
+		*out = (float)sqlite3_column_int64(st, c);
+		return true;
+	case SQLITE_FLOAT:
+		*out = (float)sqlite3_column_double(st, c);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void quiet_xgboost(void)
+{
+	/* XGBoost's warnings go to stderr, the run's log: none of them. */
+	(void)XGBSetGlobalConfig("{\"verbosity\":0}");
+}
+
+/* --- train --- */
+
+/* params.nthread, for building the matrix (0: OpenMP's default). */
+static int nthread_of(const cf_xgb_train *t)
+{
+	for (size_t i = 0; i < t->nparams; i++) {
+		if (strcmp(t->keys[i], "nthread") == 0)
+			return atoi(t->values[i]);
+	}
+	return 0;
+}
+
+/*
+ * Appends one line of the metrics CSV from XGBoost's evaluation string
+ * "[i]\ttrain-m1:v1\ttrain-m2:v2": the header (round,train-m1,...) if
+ * header, else the round and the values.
+ */
+static cf_err metrics_line(cf_buf *out, unsigned round, const char *eval, bool header)
+{
+	cf_err rc = header ? cf_buf_append_str(out, "round") : cf_buf_printf(out, "%u", round);
+	for (const char *q = strchr(eval, '\t'); rc == CF_OK && q; q = strchr(q, '\t')) {
+		q++;
+		size_t n = strcspn(q, "\t");
+		const char *colon = NULL;
+		for (size_t i = 0; i < n; i++) {
+			if (q[i] == ':')
+				colon = q + i;
+		}
+		if (!colon)
+			return CF_ERR_PARSE;
+		rc = cf_buf_append_byte(out, ',');
+		if (rc == CF_OK && header)
+			rc = cf_output_csv_field(out, (const uint8_t *)q, (size_t)(colon - q));
+		else if (rc == CF_OK)
+			rc = cf_output_csv_field(out, (const uint8_t *)colon + 1,
+						 n - (size_t)(colon + 1 - q));
+	}
+	return rc == CF_OK ? cf_buf_append(out, "\r\n", 2) : rc;
+}
+
+cf_err cf_xgb_train_run(cf_sql *db, const cf_xgb_train *t, cf_buf *model, cf_buf *metrics,
+			uint64_t *rows_out, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = NULL;
+	DMatrixHandle dm = NULL;
+	BoosterHandle b = NULL;
+	fmat x = { 0 }, y = { 0 };
+	int *cols = NULL;
+	char **fnames = NULL;
+	size_t ncols = 0;
+	uint64_t rows = 0;
+	char msg[320];
+	bool row;
+	struct timespec t0;
+	cf_err rc;
+	if (why && whylen)
+		why[0] = '\0';
+	if (!db || !t || !model)
+		return CF_ERR_ARG;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	quiet_xgboost();
+	if ((rc = cf_sql_prepare(db, t->query, &st, msg, sizeof(msg))) != CF_OK) {
+		bad(why, whylen, rc, "function.query: %s", msg);
+		goto out;
+	}
+	int label = find_column(st, t->label);
+	if (label < 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, label == -1 ? "the query's result has no label "
+			 "column (function.label \"%.64s\")" : "the query's result has two label "
+			 "columns (function.label \"%.64s\")", t->label);
+		goto out;
+	}
+	if ((rc = map_features(st, t->features, t->nfeatures, label, &cols, &ncols, why,
+			       whylen)) != CF_OK)
+		goto out;
+	for (;;) {
+		if ((rc = cf_sql_step(db, st, &row, msg, sizeof(msg))) != CF_OK) {
+			bad(why, whylen, rc, "function.query: %s", msg);
+			goto out;
+		}
+		if (!row)
+			break;
+		rows++;
+		if ((rc = fmat_reserve(&x, ncols)) != CF_OK || (rc = fmat_reserve(&y, 1)) != CF_OK) {
+			bad(why, whylen, rc, "the training matrix does not fit: %s", cf_strerror(rc));
+			goto out;
+		}
+		float v;
+		if (!value_of(st, label, &v) || isnan(v)) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "result row %llu: the label is %s",
+				 (unsigned long long)rows,
+				 sqlite3_column_type(st, label) == SQLITE_NULL ? "NULL"
+									     : "not a number");
+			goto out;
+		}
+		y.v[y.len++] = v;
+		for (size_t i = 0; i < ncols; i++) {
+			if (!value_of(st, cols[i], &x.v[x.len++])) {
+				rc = bad(why, whylen, CF_ERR_PARSE, "result row %llu: feature %zu "
+					 "(result column %d) is not a number", (unsigned long long)rows,
+					 i + 1, cols[i] + 1);
+				goto out;
+			}
+		}
+	}
+	if (rows == 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "the training query gave no rows");
+		goto out;
+	}
+	/* The model names its features as the query's result does. */
+	if (!(fnames = calloc(ncols, sizeof(char *)))) {
+		rc = CF_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ncols; i++) {
+		const char *name = sqlite3_column_name(st, cols[i]);
+		if (!name || !(fnames[i] = strdup(name))) {
+			rc = CF_ERR_NOMEM;
+			goto out;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (XGDMatrixCreateFromMat_omp(x.v, rows, ncols, NAN, &dm, nthread_of(t)) != 0 ||
+	    XGDMatrixSetFloatInfo(dm, "label", y.v, rows) != 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not take the training matrix");
+		goto out;
+	}
+	/* XGBoost holds its own copy now. */
+	fmat_free(&x);
+	fmat_free(&y);
+	if (XGBoosterCreate(&dm, 1, &b) != 0) {
+		rc = bad(why, whylen, CF_ERR_NOMEM, "XGBoost does not create a booster");
+		goto out;
+	}
+	if (XGBoosterSetStrFeatureInfo(b, "feature_name", (const char **)fnames, ncols) != 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not take the feature names");
+		goto out;
+	}
+	for (size_t i = 0; i < t->nparams; i++) {
+		if (XGBoosterSetParam(b, t->keys[i], t->values[i]) != 0) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost refuses function.params.%s",
+				 t->keys[i]);
+			goto out;
+		}
+	}
+	const char *names[] = { "train" };
+	for (unsigned i = 0; i < t->rounds; i++) {
+		if (XGBoosterUpdateOneIter(b, (int)i, dm) != 0) {
+			/* Its message can quote a label: not repeated. */
+			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost fails in training round %u "
+				 "(labels that do not suit the objective, or parameters that do not "
+				 "go together)", i);
+			goto out;
+		}
+		if (metrics) {
+			const char *eval;
+			if (XGBoosterEvalOneIter(b, (int)i, &dm, names, 1, &eval) != 0 ||
+			    (i == 0 && (rc = metrics_line(metrics, i, eval, true)) != CF_OK) ||
+			    (rc = metrics_line(metrics, i, eval, false)) != CF_OK) {
+				rc = bad(why, whylen, rc == CF_ERR_TOO_BIG ? rc : CF_ERR_PARSE,
+					 "the training metrics of round %u: %s", i,
+					 rc == CF_ERR_TOO_BIG ? "too big" : "XGBoost gives none");
+				goto out;
+			}
+		}
+	}
+	bst_ulong len;
+	const char *json;
+	if (XGBoosterSaveModelToBuffer(b, "{\"format\":\"json\"}", &len, &json) != 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not save the model");
+		goto out;
+	}
+	if ((rc = cf_buf_append(model, json, len)) != CF_OK) {
+		bad(why, whylen, rc, "the model: %s", cf_strerror(rc));
+		goto out;
+	}
+	log_info("xgboost.train: %llu rows, %zu features, %u rounds in %.2f s",
+		 (unsigned long long)rows, ncols, t->rounds, since(&t0));
+	rc = CF_OK;
+out:
+	if (rows_out)
+		*rows_out = rows;
+	sqlite3_finalize(st);
+	if (b)
+		XGBoosterFree(b);
+	if (dm)
+		XGDMatrixFree(dm);
+	fmat_free(&x);
+	fmat_free(&y);
+	for (size_t i = 0; fnames && i < ncols; i++)
+		free(fnames[i]);
+	free(fnames);
+	free(cols);
+	return rc;
+}
+
+/* --- predict --- */
+
+/* Appends column c of the current row as a CSV field (as output.c prints values). */
+static cf_err id_field(cf_buf *out, sqlite3_stmt *st, int c)
+{
+	static const char hex[] = "0123456789abcdef";
+	switch (sqlite3_column_type(st, c)) {
+	case SQLITE_NULL:
+		return CF_OK;
+	case SQLITE_INTEGER:
+		return cf_buf_printf(out, "%lld", (long long)sqlite3_column_int64(st, c));
+	case SQLITE_FLOAT: {
+		char tmp[64];
+		sqlite3_snprintf(sizeof(tmp), tmp, "%!.15g", sqlite3_column_double(st, c));
+		return cf_buf_append_str(out, tmp);
+	}
+	case SQLITE_BLOB: {
+		const uint8_t *p = sqlite3_column_blob(st, c);
+		size_t n = (size_t)sqlite3_column_bytes(st, c);
+		cf_err rc = cf_buf_reserve(out, 2 * n);
+		for (size_t k = 0; rc == CF_OK && k < n; k++) {
+			out->data[out->len++] = (uint8_t)hex[p[k] >> 4];
+			out->data[out->len++] = (uint8_t)hex[p[k] & 15];
+		}
+		return rc;
+	}
+	default: {
+		const uint8_t *p = sqlite3_column_text(st, c);
+		size_t n = (size_t)sqlite3_column_bytes(st, c);
+		if (n == 0)
+			return cf_buf_append(out, "\"\"", 2);
+		return p ? cf_output_csv_field(out, p, n) : CF_ERR_NOMEM;
+	}
+	}
+}
+
+cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *model,
+			  size_t model_len, uint64_t max_rows, cf_buf *csv, uint64_t *rows_out,
+			  char *why, size_t whylen)
+{
+	static const char config[] = "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
+				     "\"iteration_end\":0,\"strict_shape\":false,\"cache_id\":0}";
+	sqlite3_stmt *st = NULL;
+	DMatrixHandle dm = NULL;
+	BoosterHandle b = NULL;
+	fmat x = { 0 };
+	cf_buf ids;
+	size_t *id_end = NULL, id_cap = 0;
+	int *cols = NULL;
+	size_t ncols = 0;
+	uint64_t rows = 0;
+	bst_ulong nfeat = 0;
+	char msg[320];
+	bool row;
+	struct timespec t0;
+	cf_err rc;
+	cf_buf_init(&ids, csv ? csv->max : 0, true);
+	if (why && whylen)
+		why[0] = '\0';
+	if (!db || !p || !csv || (!model && model_len))
+		return CF_ERR_ARG;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	quiet_xgboost();
+
+	/* The model first: a bad one fails before any row is read. */
+	size_t k = 0;
+	while (k < model_len && (model[k] == ' ' || model[k] == '\t' || model[k] == '\r' ||
+				 model[k] == '\n'))
+		k++;
+	if (k == model_len || model[k] != '{' || model_len > CF_XGB_MAX_MODEL ||
+	    XGBoosterCreate(NULL, 0, &b) != 0 ||
+	    XGBoosterLoadModelFromBuffer(b, model, model_len) != 0 ||
+	    XGBoosterGetNumFeature(b, &nfeat) != 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "the model input %s is not an XGBoost JSON model "
+			 "(XGBoost does not load it)", p->model);
+		goto out;
+	}
+	if (p->nthread) {
+		char n[16];
+		snprintf(n, sizeof(n), "%d", p->nthread);
+		if (XGBoosterSetParam(b, "nthread", n) != 0) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost refuses function.nthread");
+			goto out;
+		}
+	}
+
+	if ((rc = cf_sql_prepare(db, p->query, &st, msg, sizeof(msg))) != CF_OK) {
+		bad(why, whylen, rc, "function.query: %s", msg);
+		goto out;
+	}
+	int id = -1;
+	if (p->id && (id = find_column(st, p->id)) < 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, id == -1 ? "the query's result has no id column "
+			 "(function.id \"%.64s\")" : "the query's result has two id columns "
+			 "(function.id \"%.64s\")", p->id);
+		goto out;
+	}
+	if ((rc = map_features(st, p->features, p->nfeatures, id, &cols, &ncols, why, whylen)) !=
+	    CF_OK)
+		goto out;
+	if (nfeat != ncols) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "the model takes %llu features; the query gives "
+			 "%zu", (unsigned long long)nfeat, ncols);
+		goto out;
+	}
+	for (;;) {
+		if ((rc = cf_sql_step(db, st, &row, msg, sizeof(msg))) != CF_OK) {
+			bad(why, whylen, rc, "function.query: %s", msg);
+			goto out;
+		}
+		if (!row)
+			break;
+		if (++rows > max_rows) {
+			rc = bad(why, whylen, CF_ERR_LIMIT, "the query gives more than %llu rows "
+				 "(policy.max_result_rows)", (unsigned long long)max_rows);
+			goto out;
+		}
+		if ((rc = fmat_reserve(&x, ncols)) != CF_OK) {
+			bad(why, whylen, rc, "the matrix does not fit: %s", cf_strerror(rc));
+			goto out;
+		}
+		for (size_t i = 0; i < ncols; i++) {
+			if (!value_of(st, cols[i], &x.v[x.len++])) {
+				rc = bad(why, whylen, CF_ERR_PARSE, "result row %llu: feature %zu "
+					 "(result column %d) is not a number", (unsigned long long)rows,
+					 i + 1, cols[i] + 1);
+				goto out;
+			}
+		}
+		if (id >= 0) {
+			if (rows > id_cap) {
+				size_t cap = id_cap ? 2 * id_cap : 4096;
+				size_t *n = realloc(id_end, cap * sizeof(size_t));
+				if (!n) {
+					rc = CF_ERR_NOMEM;
+					goto out;
+				}
+				id_end = n;
+				id_cap = cap;
+			}
+			if ((rc = id_field(&ids, st, id)) != CF_OK) {
+				bad(why, whylen, rc, "the ids: %s", cf_strerror(rc));
+				goto out;
+			}
+			id_end[rows - 1] = ids.len;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	double query_s = since(&t0);
+
+	/* The header: the id's name as the task writes it, then the predictions. */
+	const float *res = NULL;
+	bst_ulong per = 1;
+	if (rows) {
+		const bst_ulong *shape;
+		bst_ulong dim;
+		if (XGDMatrixCreateFromMat_omp(x.v, rows, ncols, NAN, &dm, p->nthread) != 0) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not take the matrix");
+			goto out;
+		}
+		fmat_free(&x);
+		if (XGBoosterPredictFromDMatrix(b, dm, config, &shape, &dim, &res) != 0 ||
+		    dim < 1 || shape[0] != rows) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not predict with the model "
+				 "input %s", p->model);
+			goto out;
+		}
+		for (bst_ulong d = 1; d < dim; d++)
+			per *= shape[d];
+		if (per == 0) {
+			rc = bad(why, whylen, CF_ERR_PARSE, "the model predicts nothing");
+			goto out;
+		}
+	}
+	rc = CF_OK;
+	if (id >= 0)
+		rc = cf_output_csv_field(csv, (const uint8_t *)p->id, strlen(p->id));
+	for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
+		if (id >= 0 || c)
+			rc = cf_buf_append_byte(csv, ',');
+		if (rc == CF_OK)
+			rc = per == 1 ? cf_buf_append_str(csv, "prediction")
+				      : cf_buf_printf(csv, "prediction_%llu", (unsigned long long)c);
+	}
+	if (rc == CF_OK)
+		rc = cf_buf_append(csv, "\r\n", 2);
+	for (uint64_t r = 0; rc == CF_OK && r < rows; r++) {
+		if (id >= 0) {
+			size_t start = r ? id_end[r - 1] : 0;
+			rc = cf_buf_append(csv, ids.data + start, id_end[r] - start);
+		}
+		for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
+			if (id >= 0 || c)
+				rc = cf_buf_append_byte(csv, ',');
+			if (rc == CF_OK)
+				rc = cf_buf_printf(csv, "%.9g", (double)res[r * per + c]);
+		}
+		if (rc == CF_OK)
+			rc = cf_buf_append(csv, "\r\n", 2);
+	}
+	if (rc != CF_OK) {
+		bad(why, whylen, rc, "the predictions: %s", rc == CF_ERR_TOO_BIG
+			? "the outputs are larger than 256 MiB together" : cf_strerror(rc));
+		goto out;
+	}
+	log_info("xgboost.predict: %llu rows, %zu features in %.2f s (query and matrix %.2f s)",
+		 (unsigned long long)rows, ncols, since(&t0), query_s);
+out:
+	if (rows_out)
+		*rows_out = rows;
+	sqlite3_finalize(st);
+	if (b)
+		XGBoosterFree(b);
+	if (dm)
+		XGDMatrixFree(dm);
+	fmat_free(&x);
+	cf_buf_free(&ids);
+	free(id_end);
+	free(cols);
+	return rc;
+}

@@ -1,0 +1,99 @@
+/*
+ * xgb: the task functions "xgboost.train" and "xgboost.predict"
+ * (docs/tasks.md), on libxgboost's C API (1.7).
+ *
+ * Both read their rows with a query run under the fence (sql.h), like
+ * any SQL task's, and build a dense float matrix from it (NULL is a
+ * missing value, NaN; an integer or real is converted to float; text or
+ * a blob is refused). The matrix holds plaintext: it is allocated on the
+ * heap (secretmem under the soft TEE) and wiped before it is freed, on
+ * every path; every XGBoost handle is freed on every path too. XGBoost's
+ * own copies (its DMatrix pages, its model buffers) live in the same heap
+ * and are freed by XGBoost without a wipe.
+ *
+ * train: the model, in XGBoost's JSON format (loadable by any XGBoost),
+ * is the result; optionally the training metric after each round as CSV
+ * (round,train-METRIC...). The output policy's min_group_size and
+ * allow_rows do not apply to a model: the owners approve the query and
+ * the parameters, which are an allowlist (CF_XGB_PARAMS).
+ *
+ * predict: a model input (its plaintext bytes, never a table) applied to
+ * the rows of the query; the result is CSV: the id column if one is
+ * named, then "prediction" (or prediction_0..K-1 for K values per row).
+ *
+ * Messages (why) never hold data: not a value, not XGBoost's own message
+ * (it can quote a label or a piece of the model); column names only as
+ * the task writes them.
+ */
+#ifndef COFFER_ENCLAVE_XGB_H
+#define COFFER_ENCLAVE_XGB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "coffer/buf.h"
+#include "coffer/err.h"
+#include "sql.h"
+
+#define CF_XGB_MAX_FEATURES 1000u
+#define CF_XGB_MAX_ROUNDS 10000
+#define CF_XGB_DEFAULT_ROUNDS 10
+#define CF_XGB_MAX_MODEL (256u * 1024u * 1024u) /* bytes of a model input */
+
+typedef struct cf_xgb_train {
+	char *query;
+	char *label;
+	char **features;   /* NULL: every result column but the label */
+	size_t nfeatures;
+	unsigned rounds;   /* params.num_round */
+	char **keys;       /* the other params, as XGBoosterSetParam strings */
+	char **values;
+	size_t nparams;
+} cf_xgb_train;
+
+typedef struct cf_xgb_predict {
+	char *model;       /* the input table holding the model */
+	char *query;
+	char **features;   /* NULL: every result column but the id */
+	size_t nfeatures;
+	char *id;          /* NULL: no id column */
+	int nthread;       /* 0: XGBoost's default */
+} cf_xgb_predict;
+
+/*
+ * Function {"kind": "xgboost.train", "query", "label", "features"?,
+ * "params"?}: params members num_round (1 to CF_XGB_MAX_ROUNDS, default
+ * CF_XGB_DEFAULT_ROUNDS) and those of the allowlist, numbers or strings
+ * (booleans refused). CF_ERR_PARSE with why for anything else.
+ */
+cf_err cf_xgb_train_parse(const json_t *fn, cf_xgb_train *out, char *why, size_t whylen) CF_WUR;
+void cf_xgb_train_free(cf_xgb_train *t);
+
+/* Function {"kind": "xgboost.predict", "model", "query", "features"?, "id"?, "nthread"?}. */
+cf_err cf_xgb_predict_parse(const json_t *fn, cf_xgb_predict *out, char *why,
+			    size_t whylen) CF_WUR;
+void cf_xgb_predict_free(cf_xgb_predict *p);
+
+/*
+ * Trains on the rows of t->query (db armed). model gets the JSON model,
+ * metrics (if non-NULL) the CSV of the training metric per round; both
+ * should be secret buffers, their max applies. *rows (if non-NULL) the
+ * training rows. CF_ERR_PARSE (SQL, a missing column, a non-numeric
+ * value, XGBoost refusing the data or parameters), CF_ERR_LIMIT (time
+ * budget), CF_ERR_TOO_BIG, CF_ERR_NOMEM, with why set.
+ */
+cf_err cf_xgb_train_run(cf_sql *db, const cf_xgb_train *t, cf_buf *model, cf_buf *metrics,
+			uint64_t *rows, char *why, size_t whylen) CF_WUR;
+
+/*
+ * Predicts with the model (its bytes) over the rows of p->query into csv.
+ * At most max_rows rows (CF_ERR_LIMIT past it). A model XGBoost does not
+ * load, or one for another number of features: CF_ERR_PARSE.
+ */
+cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *model,
+			  size_t model_len, uint64_t max_rows, cf_buf *csv, uint64_t *rows,
+			  char *why, size_t whylen) CF_WUR;
+
+#endif
