@@ -2,11 +2,12 @@
  * job: what coffer-enclave does for a task (docs/tasks.md).
  *
  * The task JSON is what every data owner signed (its digest); the KMS
- * checks its inputs, outputs and TEE, and this module the rest: a SQL
- * function, each output's query (its own, or the function's), and the
- * output policy. Parsing is strict: an unknown member of function,
- * outputs or policy is refused, because a misspelt "min_group_size"
- * must not silently mean "no policy".
+ * checks its inputs, outputs and TEE, and this module the rest: the
+ * function (sql, xgboost.train, xgboost.predict, stats, psi), the inputs'
+ * formats, each output's query (its own, the function's, or none: the
+ * function's result), and the output policy. Parsing is strict: an
+ * unknown member of an input, function, outputs or policy is refused,
+ * because a misspelt "min_group_size" must not silently mean "no policy".
  */
 #ifndef COFFER_ENCLAVE_JOB_H
 #define COFFER_ENCLAVE_JOB_H

@@ -1,5 +1,5 @@
 /*
- * worker: one SQL task from released keys to encrypted outputs, with the
+ * worker: one task from released keys to encrypted outputs, with the
  * transport left to the caller.
  *
  * Given the parsed task, the KMS's release (file keys, header hashes and
@@ -11,9 +11,11 @@
  *      CSV loader (plaintext only ever in the heap: secretmem under the
  *      soft TEE);
  *   2. arms the fence (sql.h) over exactly the task's tables;
- *   3. runs every output's query under the fence and the output policy
- *      into CSV, all of them before anything leaves, so a refusal of one
- *      output releases none;
+ *   3. runs the task's function (xgb.c, stats.c, psi.c for kinds other
+ *      than sql; a model input is decrypted into secret bytes, not a
+ *      table) and every output's query under the fence and the output
+ *      policy into CSV, all of them before anything leaves, so a refusal
+ *      of one output releases none;
  *   4. encrypts each CSV to the recipients of the KMS's statement and
  *      hands the ciphertext to the caller, which uploads and commits it.
  *
