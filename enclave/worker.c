@@ -393,9 +393,18 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 		}
 		if (!out->query) {
 			/* The function's result (job.c: only for kinds other than sql). */
-			const cf_buf *r = &res[out->result];
+			cf_buf *r = &res[out->result];
+			bool last = true;
+			for (size_t k = o + 1; k < job->noutputs; k++)
+				last &= job->outputs[k].query || job->outputs[k].result != out->result;
 			cf_buf_init(&csv[o], CF_WORKER_MAX_RESULT_BYTES - total, true);
-			if ((rc = cf_buf_append(&csv[o], r->data, r->len)) != CF_OK) {
+			if (last && r->len <= csv[o].max) {
+				/* Its last taker: moved, not copied. */
+				size_t max = csv[o].max;
+				csv[o] = *r;
+				csv[o].max = max;
+				cf_buf_init(r, 0, true);
+			} else if ((rc = cf_buf_append(&csv[o], r->data, r->len)) != CF_OK) {
 				fail(why, whylen, rc, "output %s: %s", out->name,
 				     rc == CF_ERR_TOO_BIG ? "the outputs are larger than 256 MiB "
 							    "together" : cf_strerror(rc));

@@ -673,10 +673,11 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 			  size_t model_len, uint64_t max_rows, cf_buf *csv, uint64_t *rows_out,
 			  char *why, size_t whylen)
 {
+	/* libxgboost 1.7.4 wants every member, cache_id too; missing for in-place prediction. */
 	static const char config[] = "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
-				     "\"iteration_end\":0,\"strict_shape\":false,\"cache_id\":0}";
+				     "\"iteration_end\":0,\"strict_shape\":false,\"cache_id\":0,"
+				     "\"missing\":NaN}";
 	sqlite3_stmt *st = NULL;
-	DMatrixHandle dm = NULL;
 	BoosterHandle b = NULL;
 	fmat x = { 0 };
 	cf_buf ids;
@@ -790,13 +791,17 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 	if (rows) {
 		const bst_ulong *shape;
 		bst_ulong dim;
-		if (XGDMatrixCreateFromMat_omp(x.v, rows, ncols, NAN, &dm, p->nthread) != 0) {
-			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not take the matrix");
-			goto out;
-		}
+		/*
+		 * In place, over the matrix as it is (XGBoost's array interface):
+		 * no DMatrix, so no second copy of the rows.
+		 */
+		char array[160];
+		snprintf(array, sizeof(array), "{\"data\":[%llu,true],\"shape\":[%llu,%zu],"
+			 "\"typestr\":\"<f4\",\"version\":3}",
+			 (unsigned long long)(uintptr_t)x.v, (unsigned long long)rows, ncols);
+		int failed = XGBoosterPredictFromDense(b, array, config, NULL, &shape, &dim, &res);
 		fmat_free(&x);
-		if (XGBoosterPredictFromDMatrix(b, dm, config, &shape, &dim, &res) != 0 ||
-		    dim < 1 || shape[0] != rows) {
+		if (failed || dim < 1 || shape[0] != rows) {
 			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not predict with the model "
 				 "input %s", p->model);
 			goto out;
@@ -847,8 +852,6 @@ out:
 	sqlite3_finalize(st);
 	if (b)
 		XGBoosterFree(b);
-	if (dm)
-		XGDMatrixFree(dm);
 	fmat_free(&x);
 	cf_buf_free(&ids);
 	free(id_end);

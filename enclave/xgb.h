@@ -18,8 +18,10 @@
  * the parameters, which are an allowlist (CF_XGB_PARAMS).
  *
  * predict: a model input (its plaintext bytes, never a table) applied to
- * the rows of the query; the result is CSV: the id column if one is
- * named, then "prediction" (or prediction_0..K-1 for K values per row).
+ * the rows of the query, in place over the matrix (XGBoost's array
+ * interface: no DMatrix, so no second copy of the rows); the result is
+ * CSV: the id column if one is named, then "prediction" (or
+ * prediction_0..K-1 for K values per row).
  *
  * Messages (why) never hold data: not a value, not XGBoost's own message
  * (it can quote a label or a piece of the model); column names only as

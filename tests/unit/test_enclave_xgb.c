@@ -814,15 +814,17 @@ static void test_worker_end_to_end(void **state)
 	char why[512];
 	make_dataset((const uint8_t *)csv_text, strlen(csv_text), &t);
 
-	/* Train: the model, its metrics, and an ordinary SQL output beside them. */
+	/* Train: the model (twice), its metrics, and an ordinary SQL output beside them. */
 	cf_err rc = run_task(make_task(IN_T, train_fn, "model,metrics,sizes=SELECT count(*) AS n "
-				       "FROM t", NULL), &t, NULL, plain, &n, why, sizeof(why));
+				       "FROM t,copy", NULL), &t, NULL, plain, &n, why, sizeof(why));
 	if (rc != CF_OK)
 		fail_msg("%s: %s", cf_errname(rc), why);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	assert_same_model(&plain[0]);
 	assert_true(strncmp((char *)plain[1].data, "round,train-rmse\r\n", 18) == 0);
 	assert_string_equal((char *)plain[2].data, "n\r\n240\r\n");
+	assert_int_equal(plain[3].len, plain[0].len);
+	assert_memory_equal(plain[3].data, plain[0].data, plain[0].len);
 
 	/* Predict with that model as an input. */
 	make_dataset(plain[0].data, plain[0].len, &model);
