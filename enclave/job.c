@@ -287,7 +287,7 @@ static cf_err parse_function(const json_t *fn, cf_job *j, const char **query, ch
 }
 
 /* Model inputs: only xgboost.predict takes one, the one its "model" names. */
-static cf_err check_formats(const cf_job *j, char *why, size_t whylen)
+static cf_err check_formats(cf_job *j, char *why, size_t whylen)
 {
 	size_t models = 0, csvs = 0;
 	for (size_t i = 0; i < j->ninputs; i++) {
@@ -314,6 +314,14 @@ static cf_err check_formats(const cf_job *j, char *why, size_t whylen)
 				   "nothing", j->outputs[o].name);
 	}
 #endif
+	if (j->kind == CF_FN_XGB_PREDICT && j->predict.table) {
+		size_t i = 0;
+		while (i < j->ninputs && strcmp(j->inputs[i].table, j->predict.table) != 0)
+			i++;
+		if (i == j->ninputs || j->inputs[i].format != CF_INPUT_CSV)
+			return bad(why, whylen, CF_ERR_PARSE, "function.table must name a CSV input");
+		j->inputs[i].direct = true;
+	}
 	if (j->kind == CF_FN_XGB_PREDICT) {
 		if (models != 1)
 			return bad(why, whylen, CF_ERR_PARSE, "function.model must name an input "

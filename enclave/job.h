@@ -53,6 +53,7 @@ typedef struct cf_job_input {
 	char *table;
 	char *dataset;  /* "ORG/NAME" */
 	cf_job_format format;
+	bool direct;    /* CSV read straight into xgboost.predict's matrix (function.table) */
 } cf_job_input;
 
 /* What an output without a query of its own receives from the function. */

@@ -181,12 +181,61 @@ static cf_err load_model(const cf_job_input *in, const cf_kms_release_result *re
 	return CF_OK;
 }
 
+/* Decrypts a CSV input straight into xgboost.predict's matrix (function.table). */
+static cf_err load_rows(const cf_job *job, const cf_job_input *in,
+			const cf_kms_release_result *rel, const cf_worker_io *io,
+			cf_xgb_rows **rows, char *why, size_t whylen)
+{
+	cf_reader rd;
+	timed_stream ts = { 0 };
+	struct timespec t0, t1;
+	cf_err rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const cf_kms_input *key = released_key(rel, in);
+	if (!key)
+		return fail(why, whylen, CF_ERR_AUTH, "the KMS released no key for input %s",
+			    in->table);
+	if ((rc = cf_xgb_rows_new(&job->predict, job->max_result_rows, CF_WORKER_MAX_RESULT_BYTES,
+				  rows)) != CF_OK)
+		return fail(why, whylen, rc, "input %s: cannot start reading: %s", in->table,
+			    cf_strerror(rc));
+	if ((rc = io->input_open(io->arg, in, &rd)) != CF_OK)
+		return fail(why, whylen, rc, "input %s: cannot fetch its ciphertext: %s", in->table,
+			    cf_strerror(rc));
+	ts = (timed_stream){ .in = rd, .out = cf_xgb_rows_writer(*rows) };
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256,
+					  (cf_reader){ timed_read, &ts },
+					  (cf_writer){ timed_write, &ts });
+	double stream_s = seconds_since(&t1);
+	if (io->input_close)
+		io->input_close(io->arg, in);
+	if (rc == CF_OK)
+		rc = cf_xgb_rows_finish(*rows, NULL, 0);
+	if (rc != CF_OK) {
+		if (cf_xgb_rows_error(*rows)[0])
+			return fail(why, whylen, rc, "input %s: %s", in->table,
+				    cf_xgb_rows_error(*rows));
+		if (rc == CF_ERR_AUTH)
+			return fail(why, whylen, rc, "input %s: its header is not the one the KMS "
+				    "registered (a swapped or altered file)", in->table);
+		return fail(why, whylen, rc, "input %s: the ciphertext does not decrypt: %s",
+			    in->table, cf_strerror(rc));
+	}
+	double decrypt_s = stream_s - ts.read_s - ts.write_s;
+	log_info("input %s: %llu rows read into the matrix in %.2f s: transfer %.2f s, decrypt "
+		 "%.2f s, parse %.2f s", in->table, (unsigned long long)cf_xgb_rows_count(*rows),
+		 seconds_since(&t0), ts.read_s, decrypt_s > 0 ? decrypt_s : 0, ts.write_s);
+	return CF_OK;
+}
+
 /*
  * The function's result(s) of a kind other than sql, into res[CF_RESULT_MAIN]
  * (and res[CF_RESULT_METRICS] when an output takes the metrics).
  */
-static cf_err run_function(cf_sql *db, const cf_job *job, const cf_buf *model, cf_buf *res,
-			   cf_worker_stats *stats, char *why, size_t whylen)
+static cf_err run_function(cf_sql *db, const cf_job *job, const cf_buf *model,
+			   cf_xgb_rows *rows_in, cf_buf *res, cf_worker_stats *stats, char *why,
+			   size_t whylen)
 {
 	bool metrics = false;
 	uint64_t rows = 0;
@@ -201,9 +250,15 @@ static cf_err run_function(cf_sql *db, const cf_job *job, const cf_buf *model, c
 				      metrics ? &res[CF_RESULT_METRICS] : NULL, &rows, why, whylen);
 		break;
 	case CF_FN_XGB_PREDICT:
-		rc = cf_xgb_predict_run(db, &job->predict, model->data, model->len,
-					job->max_result_rows, &res[CF_RESULT_MAIN], &rows, why,
-					whylen);
+		if (job->predict.table) {
+			rows = cf_xgb_rows_count(rows_in);
+			rc = cf_xgb_predict_rows(&job->predict, model->data, model->len, rows_in,
+						 &res[CF_RESULT_MAIN], why, whylen);
+		} else {
+			rc = cf_xgb_predict_run(db, &job->predict, model->data, model->len,
+						job->max_result_rows, &res[CF_RESULT_MAIN], &rows,
+						why, whylen);
+		}
 		if (rc == CF_OK)
 			stats->output_rows += rows;
 		break;
@@ -294,6 +349,7 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 	cf_age_recipient *rcpts = NULL;
 	size_t nrcpts = 0, total = 0, nptables = 0;
 	cf_buf model, res[2];
+	cf_xgb_rows *rows = NULL;
 	cf_worker_stats local;
 	char msg[256];
 	cf_err rc;
@@ -336,6 +392,16 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 		goto out;
 	}
 	for (size_t i = 0; i < job->ninputs; i++) {
+		if (job->inputs[i].direct) {
+			/* job.c allows one, xgboost.predict's function.table. */
+			cf_xgb_rows_free(rows);
+			rows = NULL;
+			if ((rc = load_rows(job, &job->inputs[i], rel, io, &rows, why, whylen)) !=
+			    CF_OK)
+				goto out;
+			stats->input_rows += cf_xgb_rows_count(rows);
+			continue;
+		}
 		if (job->inputs[i].format == CF_INPUT_XGB_MODEL) {
 			/* job.c allows one model input, to xgboost.predict. */
 			cf_buf_free(&model);
@@ -359,9 +425,11 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 
 	/* Every result before any ciphertext leaves: a refused output releases nothing. */
 	if (job->kind == CF_FN_XGB_TRAIN || job->kind == CF_FN_XGB_PREDICT) {
-		if ((rc = run_function(db, job, &model, res, stats, why, whylen)) != CF_OK)
+		if ((rc = run_function(db, job, &model, rows, res, stats, why, whylen)) != CF_OK)
 			goto out;
 		cf_buf_free(&model);
+		cf_xgb_rows_free(rows);
+		rows = NULL;
 	}
 	for (size_t o = 0; o < job->noutputs; o++) {
 		const cf_job_output *out = &job->outputs[o];
@@ -462,6 +530,7 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 out:
 	free(rcpts);
 	cf_buf_free(&model);
+	cf_xgb_rows_free(rows);
 	cf_buf_free(&res[CF_RESULT_MAIN]);
 	cf_buf_free(&res[CF_RESULT_METRICS]);
 	cf_sql_close(db);

@@ -263,6 +263,7 @@ void cf_xgb_predict_free(cf_xgb_predict *p)
 		return;
 	free(p->model);
 	free(p->query);
+	free(p->table);
 	free_strings(p->features, p->nfeatures);
 	free(p->id);
 	memset(p, 0, sizeof(*p));
@@ -270,8 +271,8 @@ void cf_xgb_predict_free(cf_xgb_predict *p)
 
 cf_err cf_xgb_predict_parse(const json_t *fn, cf_xgb_predict *out, char *why, size_t whylen)
 {
-	static const char *const members[] = { "kind", "model", "query", "features", "id",
-						"nthread", NULL };
+	static const char *const members[] = { "kind", "model", "query", "table", "features",
+						"id", "nthread", NULL };
 	const json_t *m = json_object_get(fn, "model"), *nt = json_object_get(fn, "nthread");
 	cf_err rc;
 	memset(out, 0, sizeof(*out));
@@ -293,7 +294,21 @@ cf_err cf_xgb_predict_parse(const json_t *fn, cf_xgb_predict *out, char *why, si
 		rc = CF_ERR_NOMEM;
 		goto out;
 	}
-	if ((rc = get_query(fn, &out->query, why, whylen)) != CF_OK ||
+	const json_t *table = json_object_get(fn, "table");
+	if (!table == !json_object_get(fn, "query")) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "xgboost.predict takes its rows from a query or "
+			 "a table: one of function.query and function.table");
+		goto out;
+	}
+	if (table && (!json_is_string(table) || !cf_csv_valid_table(json_string_value(table)))) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "function.table must name an input");
+		goto out;
+	}
+	if (table && !(out->table = strdup(json_string_value(table)))) {
+		rc = CF_ERR_NOMEM;
+		goto out;
+	}
+	if ((!table && (rc = get_query(fn, &out->query, why, whylen)) != CF_OK) ||
 	    (rc = get_column(fn, "id", false, &out->id, why, whylen)) != CF_OK ||
 	    (rc = get_features(fn, &out->features, &out->nfeatures, why, whylen)) != CF_OK)
 		goto out;
@@ -669,57 +684,197 @@ static cf_err id_field(cf_buf *out, sqlite3_stmt *st, int c)
 	}
 }
 
-cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *model,
-			  size_t model_len, uint64_t max_rows, cf_buf *csv, uint64_t *rows_out,
-			  char *why, size_t whylen)
-{
-	/* libxgboost 1.7.4 wants every member, cache_id too; missing for in-place prediction. */
-	static const char config[] = "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
+/* libxgboost 1.7.4 wants every member, cache_id too; missing for in-place prediction. */
+static const char predict_config[] = "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
 				     "\"iteration_end\":0,\"strict_shape\":false,\"cache_id\":0,"
 				     "\"missing\":NaN}";
-	sqlite3_stmt *st = NULL;
-	BoosterHandle b = NULL;
-	fmat x = { 0 };
-	cf_buf ids;
-	size_t *id_end = NULL, id_cap = 0;
-	int *cols = NULL;
-	size_t ncols = 0;
-	uint64_t rows = 0;
-	bst_ulong nfeat = 0;
-	char msg[320];
-	bool row;
-	struct timespec t0;
-	cf_err rc;
-	cf_buf_init(&ids, csv ? csv->max : 0, true);
-	if (why && whylen)
-		why[0] = '\0';
-	if (!db || !p || !csv || (!model && model_len))
-		return CF_ERR_ARG;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	quiet_xgboost();
 
-	/* The model first: a bad one fails before any row is read. */
+/* The rows to predict on: the matrix, and each row's id as a CSV field. */
+struct cf_xgb_rows {
+	fmat x;
+	size_t ncols;
+	uint64_t rows, max_rows;
+	bool has_id;
+	cf_buf ids;
+	size_t *id_end, id_cap;
+	/* Read straight from a CSV input (function.table). */
+	const cf_xgb_predict *p;
+	cf_csv_reader *reader;
+	int *cols;      /* header index of each feature */
+	int id;         /* header index of the id, or -1 */
+	size_t nheader;
+	cf_err rc;
+	char error[240];
+};
+
+static void rows_init(cf_xgb_rows *r, uint64_t max_rows, size_t max_ids)
+{
+	memset(r, 0, sizeof(*r));
+	r->max_rows = max_rows;
+	r->id = -1;
+	cf_buf_init(&r->ids, max_ids, true);
+}
+
+static void rows_clear(cf_xgb_rows *r)
+{
+	fmat_free(&r->x);
+	cf_buf_free(&r->ids);
+	free(r->id_end);
+	free(r->cols);
+	cf_csv_reader_free(r->reader);
+	r->id_end = NULL;
+	r->cols = NULL;
+	r->reader = NULL;
+}
+
+/* Room for one more row: counts it, refuses one past max_rows. */
+static cf_err rows_next(cf_xgb_rows *r, float **row)
+{
+	cf_err rc;
+	if (r->rows >= r->max_rows)
+		return CF_ERR_LIMIT;
+	if ((rc = fmat_reserve(&r->x, r->ncols)) != CF_OK)
+		return rc;
+	if (r->has_id && r->rows >= r->id_cap) {
+		size_t cap = r->id_cap ? 2 * r->id_cap : 4096;
+		size_t *n = realloc(r->id_end, cap * sizeof(size_t));
+		if (!n)
+			return CF_ERR_NOMEM;
+		r->id_end = n;
+		r->id_cap = cap;
+	}
+	*row = r->x.v + r->x.len;
+	r->x.len += r->ncols;
+	r->rows++;
+	return CF_OK;
+}
+
+static const char *limit_text(cf_err rc)
+{
+	return rc == CF_ERR_LIMIT ? "more rows than policy.max_result_rows" : cf_strerror(rc);
+}
+
+/* Loads the model: CF_ERR_PARSE if XGBoost does not. */
+static cf_err load_model(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
+			 BoosterHandle *out, bst_ulong *nfeat, char *why, size_t whylen)
+{
+	BoosterHandle b = NULL;
 	size_t k = 0;
+	*out = NULL;
 	while (k < model_len && (model[k] == ' ' || model[k] == '\t' || model[k] == '\r' ||
 				 model[k] == '\n'))
 		k++;
 	if (k == model_len || model[k] != '{' || model_len > CF_XGB_MAX_MODEL ||
 	    XGBoosterCreate(NULL, 0, &b) != 0 ||
 	    XGBoosterLoadModelFromBuffer(b, model, model_len) != 0 ||
-	    XGBoosterGetNumFeature(b, &nfeat) != 0) {
-		rc = bad(why, whylen, CF_ERR_PARSE, "the model input %s is not an XGBoost JSON model "
-			 "(XGBoost does not load it)", p->model);
-		goto out;
+	    XGBoosterGetNumFeature(b, nfeat) != 0) {
+		if (b)
+			XGBoosterFree(b);
+		return bad(why, whylen, CF_ERR_PARSE, "the model input %s is not an XGBoost JSON "
+			   "model (XGBoost does not load it)", p->model);
 	}
 	if (p->nthread) {
 		char n[16];
 		snprintf(n, sizeof(n), "%d", p->nthread);
 		if (XGBoosterSetParam(b, "nthread", n) != 0) {
-			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost refuses function.nthread");
-			goto out;
+			XGBoosterFree(b);
+			return bad(why, whylen, CF_ERR_PARSE, "XGBoost refuses function.nthread");
 		}
 	}
+	*out = b;
+	return CF_OK;
+}
 
+/* Predicts over r (wiping its matrix once done) and writes the CSV. */
+static cf_err predict_write(BoosterHandle b, const cf_xgb_predict *p, cf_xgb_rows *r,
+			    cf_buf *csv, char *why, size_t whylen)
+{
+	const float *res = NULL;
+	bst_ulong per = 1;
+	cf_err rc;
+	if (r->rows) {
+		const bst_ulong *shape;
+		bst_ulong dim;
+		/*
+		 * In place, over the matrix as it is (XGBoost's array interface):
+		 * no DMatrix, so no second copy of the rows.
+		 */
+		char array[160];
+		snprintf(array, sizeof(array), "{\"data\":[%llu,true],\"shape\":[%llu,%zu],"
+			 "\"typestr\":\"<f4\",\"version\":3}",
+			 (unsigned long long)(uintptr_t)r->x.v, (unsigned long long)r->rows,
+			 r->ncols);
+		int failed = XGBoosterPredictFromDense(b, array, predict_config, NULL, &shape, &dim,
+						       &res);
+		fmat_free(&r->x);
+		if (failed || dim < 1 || shape[0] != r->rows)
+			return bad(why, whylen, CF_ERR_PARSE, "XGBoost does not predict with the "
+				   "model input %s", p->model);
+		for (bst_ulong d = 1; d < dim; d++)
+			per *= shape[d];
+		if (per == 0)
+			return bad(why, whylen, CF_ERR_PARSE, "the model predicts nothing");
+	}
+	/* The header: the id's name as the task writes it, then the predictions. */
+	rc = CF_OK;
+	if (r->has_id)
+		rc = cf_output_csv_field(csv, (const uint8_t *)p->id, strlen(p->id));
+	for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
+		if (r->has_id || c)
+			rc = cf_buf_append_byte(csv, ',');
+		if (rc == CF_OK)
+			rc = per == 1 ? cf_buf_append_str(csv, "prediction")
+				      : cf_buf_printf(csv, "prediction_%llu", (unsigned long long)c);
+	}
+	if (rc == CF_OK)
+		rc = cf_buf_append(csv, "\r\n", 2);
+	for (uint64_t i = 0; rc == CF_OK && i < r->rows; i++) {
+		if (r->has_id) {
+			size_t start = i ? r->id_end[i - 1] : 0;
+			rc = cf_buf_append(csv, r->ids.data + start, r->id_end[i] - start);
+		}
+		for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
+			if (r->has_id || c)
+				rc = cf_buf_append_byte(csv, ',');
+			if (rc == CF_OK)
+				rc = cf_buf_printf(csv, "%.9g", (double)res[i * per + c]);
+		}
+		if (rc == CF_OK)
+			rc = cf_buf_append(csv, "\r\n", 2);
+	}
+	if (rc != CF_OK)
+		return bad(why, whylen, rc, "the predictions: %s", rc == CF_ERR_TOO_BIG
+			   ? "the outputs are larger than 256 MiB together" : cf_strerror(rc));
+	return CF_OK;
+}
+
+cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *model,
+			  size_t model_len, uint64_t max_rows, cf_buf *csv, uint64_t *rows_out,
+			  char *why, size_t whylen)
+{
+	sqlite3_stmt *st = NULL;
+	BoosterHandle b = NULL;
+	cf_xgb_rows r;
+	int *cols = NULL;
+	size_t ncols = 0;
+	bst_ulong nfeat = 0;
+	char msg[320];
+	bool row;
+	struct timespec t0;
+	cf_err rc;
+	if (why && whylen)
+		why[0] = '\0';
+	if (rows_out)
+		*rows_out = 0;
+	if (!db || !p || !p->query || !csv || (!model && model_len))
+		return CF_ERR_ARG;
+	rows_init(&r, max_rows, csv->max);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	quiet_xgboost();
+
+	/* The model first: a bad one fails before any row is read. */
+	if ((rc = load_model(p, model, model_len, &b, &nfeat, why, whylen)) != CF_OK)
+		goto out;
 	if ((rc = cf_sql_prepare(db, p->query, &st, msg, sizeof(msg))) != CF_OK) {
 		bad(why, whylen, rc, "function.query: %s", msg);
 		goto out;
@@ -739,122 +894,258 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 			 "%zu", (unsigned long long)nfeat, ncols);
 		goto out;
 	}
+	r.ncols = ncols;
+	r.has_id = id >= 0;
 	for (;;) {
+		float *v;
 		if ((rc = cf_sql_step(db, st, &row, msg, sizeof(msg))) != CF_OK) {
 			bad(why, whylen, rc, "function.query: %s", msg);
 			goto out;
 		}
 		if (!row)
 			break;
-		if (++rows > max_rows) {
-			rc = bad(why, whylen, CF_ERR_LIMIT, "the query gives more than %llu rows "
-				 "(policy.max_result_rows)", (unsigned long long)max_rows);
-			goto out;
-		}
-		if ((rc = fmat_reserve(&x, ncols)) != CF_OK) {
-			bad(why, whylen, rc, "the matrix does not fit: %s", cf_strerror(rc));
+		if ((rc = rows_next(&r, &v)) != CF_OK) {
+			bad(why, whylen, rc, "the rows: %s", limit_text(rc));
 			goto out;
 		}
 		for (size_t i = 0; i < ncols; i++) {
-			if (!value_of(st, cols[i], &x.v[x.len++])) {
+			if (!value_of(st, cols[i], &v[i])) {
 				rc = bad(why, whylen, CF_ERR_PARSE, "result row %llu: feature %zu "
-					 "(result column %d) is not a number", (unsigned long long)rows,
-					 i + 1, cols[i] + 1);
+					 "(result column %d) is not a number",
+					 (unsigned long long)r.rows, i + 1, cols[i] + 1);
 				goto out;
 			}
 		}
 		if (id >= 0) {
-			if (rows > id_cap) {
-				size_t cap = id_cap ? 2 * id_cap : 4096;
-				size_t *n = realloc(id_end, cap * sizeof(size_t));
-				if (!n) {
-					rc = CF_ERR_NOMEM;
-					goto out;
-				}
-				id_end = n;
-				id_cap = cap;
-			}
-			if ((rc = id_field(&ids, st, id)) != CF_OK) {
+			if ((rc = id_field(&r.ids, st, id)) != CF_OK) {
 				bad(why, whylen, rc, "the ids: %s", cf_strerror(rc));
 				goto out;
 			}
-			id_end[rows - 1] = ids.len;
+			r.id_end[r.rows - 1] = r.ids.len;
 		}
 	}
 	sqlite3_finalize(st);
 	st = NULL;
 	double query_s = since(&t0);
-
-	/* The header: the id's name as the task writes it, then the predictions. */
-	const float *res = NULL;
-	bst_ulong per = 1;
-	if (rows) {
-		const bst_ulong *shape;
-		bst_ulong dim;
-		/*
-		 * In place, over the matrix as it is (XGBoost's array interface):
-		 * no DMatrix, so no second copy of the rows.
-		 */
-		char array[160];
-		snprintf(array, sizeof(array), "{\"data\":[%llu,true],\"shape\":[%llu,%zu],"
-			 "\"typestr\":\"<f4\",\"version\":3}",
-			 (unsigned long long)(uintptr_t)x.v, (unsigned long long)rows, ncols);
-		int failed = XGBoosterPredictFromDense(b, array, config, NULL, &shape, &dim, &res);
-		fmat_free(&x);
-		if (failed || dim < 1 || shape[0] != rows) {
-			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not predict with the model "
-				 "input %s", p->model);
-			goto out;
-		}
-		for (bst_ulong d = 1; d < dim; d++)
-			per *= shape[d];
-		if (per == 0) {
-			rc = bad(why, whylen, CF_ERR_PARSE, "the model predicts nothing");
-			goto out;
-		}
-	}
-	rc = CF_OK;
-	if (id >= 0)
-		rc = cf_output_csv_field(csv, (const uint8_t *)p->id, strlen(p->id));
-	for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
-		if (id >= 0 || c)
-			rc = cf_buf_append_byte(csv, ',');
-		if (rc == CF_OK)
-			rc = per == 1 ? cf_buf_append_str(csv, "prediction")
-				      : cf_buf_printf(csv, "prediction_%llu", (unsigned long long)c);
-	}
-	if (rc == CF_OK)
-		rc = cf_buf_append(csv, "\r\n", 2);
-	for (uint64_t r = 0; rc == CF_OK && r < rows; r++) {
-		if (id >= 0) {
-			size_t start = r ? id_end[r - 1] : 0;
-			rc = cf_buf_append(csv, ids.data + start, id_end[r] - start);
-		}
-		for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
-			if (id >= 0 || c)
-				rc = cf_buf_append_byte(csv, ',');
-			if (rc == CF_OK)
-				rc = cf_buf_printf(csv, "%.9g", (double)res[r * per + c]);
-		}
-		if (rc == CF_OK)
-			rc = cf_buf_append(csv, "\r\n", 2);
-	}
-	if (rc != CF_OK) {
-		bad(why, whylen, rc, "the predictions: %s", rc == CF_ERR_TOO_BIG
-			? "the outputs are larger than 256 MiB together" : cf_strerror(rc));
+	if ((rc = predict_write(b, p, &r, csv, why, whylen)) != CF_OK)
 		goto out;
-	}
 	log_info("xgboost.predict: %llu rows, %zu features in %.2f s (query and matrix %.2f s)",
-		 (unsigned long long)rows, ncols, since(&t0), query_s);
+		 (unsigned long long)r.rows, ncols, since(&t0), query_s);
 out:
 	if (rows_out)
-		*rows_out = rows;
+		*rows_out = r.rows;
 	sqlite3_finalize(st);
 	if (b)
 		XGBoosterFree(b);
-	fmat_free(&x);
-	cf_buf_free(&ids);
-	free(id_end);
+	rows_clear(&r);
 	free(cols);
+	return rc;
+}
+
+/* --- predict straight from a CSV input --- */
+
+static cf_err rows_fail(cf_xgb_rows *r, cf_err rc, const char *fmt, ...) CF_PRINTF(3, 4);
+static cf_err rows_fail(cf_xgb_rows *r, cf_err rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+	return r->rc = rc;
+}
+
+/* The header: where each feature and the id are. */
+static cf_err rows_header(cf_xgb_rows *r, const cf_csv_field *f, size_t n)
+{
+	const cf_xgb_predict *p = r->p;
+	char name[CF_CSV_MAX_NAME + 1];
+	r->nheader = n;
+	/* Column i's name as a C string, or "" (a name the loader would refuse matches nothing). */
+#define NAME(i)                                                                          \
+	(f[i].len <= CF_CSV_MAX_NAME && cf_csv_valid_column(f[i].data, f[i].len)       \
+		 ? (memcpy(name, f[i].data, f[i].len), name[f[i].len] = '\0', name)    \
+		 : "")
+	if (p->id) {
+		for (size_t i = 0; i < n; i++) {
+			if (sqlite3_stricmp(NAME(i), p->id) != 0)
+				continue;
+			if (r->id >= 0)
+				return rows_fail(r, CF_ERR_PARSE, "two columns are named function.id");
+			r->id = (int)i;
+		}
+		if (r->id < 0)
+			return rows_fail(r, CF_ERR_PARSE, "no column is named function.id (\"%.64s\")",
+					 p->id);
+	}
+	r->has_id = r->id >= 0;
+	if (!(r->cols = calloc(n ? n : 1, sizeof(int))))
+		return rows_fail(r, CF_ERR_NOMEM, "out of memory");
+	if (!p->features) {
+		for (size_t i = 0; i < n; i++) {
+			if ((int)i != r->id)
+				r->cols[r->ncols++] = (int)i;
+		}
+		if (r->ncols == 0)
+			return rows_fail(r, CF_ERR_PARSE, "the input has no feature column");
+		return CF_OK;
+	}
+	for (size_t k = 0; k < p->nfeatures; k++) {
+		int at = -1;
+		for (size_t i = 0; i < n; i++) {
+			if (sqlite3_stricmp(NAME(i), p->features[k]) != 0)
+				continue;
+			if (at >= 0)
+				return rows_fail(r, CF_ERR_PARSE, "two columns are named "
+						 "function.features[%zu]", k);
+			at = (int)i;
+		}
+		if (at < 0)
+			return rows_fail(r, CF_ERR_PARSE, "no column is named function.features[%zu] "
+					 "(\"%.64s\")", k, p->features[k]);
+		r->cols[r->ncols++] = at;
+	}
+#undef NAME
+	return CF_OK;
+}
+
+/* A field as a float: NaN if empty; the loader's number grammars, else false. */
+static bool field_value(const cf_csv_field *f, float *out)
+{
+	if (f->len == 0) {
+		*out = NAN;
+		return true;
+	}
+	if (f->len <= 18 && cf_csv_is_integer(f->data, f->len)) {
+		/* Exact in an int64: the common case, without strtod. */
+		size_t i = f->data[0] == '-';
+		int64_t v = 0;
+		for (; i < f->len; i++)
+			v = v * 10 + (f->data[i] - '0');
+		*out = (float)(f->data[0] == '-' ? -v : v);
+		return true;
+	}
+	char tmp[352];
+	if (f->len >= sizeof(tmp) || !cf_csv_is_real(f->data, f->len))
+		return false;
+	memcpy(tmp, f->data, f->len);
+	tmp[f->len] = '\0';
+	*out = (float)strtod(tmp, NULL);
+	return true;
+}
+
+static cf_err rows_record(void *arg, const cf_csv_field *f, size_t n, uint64_t record,
+			  uint64_t line)
+{
+	cf_xgb_rows *r = arg;
+	float *v;
+	cf_err rc;
+	if (record == 1)
+		return rows_header(r, f, n);
+	if (n != r->nheader)
+		return rows_fail(r, CF_ERR_PARSE, "line %llu (record %llu): %zu fields; the header "
+				 "has %zu", (unsigned long long)line, (unsigned long long)record, n,
+				 r->nheader);
+	if ((rc = rows_next(r, &v)) != CF_OK)
+		return rows_fail(r, rc, "the rows: %s", limit_text(rc));
+	for (size_t i = 0; i < r->ncols; i++) {
+		if (!field_value(&f[r->cols[i]], &v[i]))
+			return rows_fail(r, CF_ERR_PARSE, "line %llu (record %llu): feature %zu "
+					 "(column %d) is not a number", (unsigned long long)line,
+					 (unsigned long long)record, i + 1, r->cols[i] + 1);
+	}
+	if (r->has_id) {
+		const cf_csv_field *id = &f[r->id];
+		if ((rc = cf_output_csv_field(&r->ids, (const uint8_t *)id->data, id->len)) != CF_OK)
+			return rows_fail(r, rc, "the ids: %s", cf_strerror(rc));
+		r->id_end[r->rows - 1] = r->ids.len;
+	}
+	return CF_OK;
+}
+
+cf_err cf_xgb_rows_new(const cf_xgb_predict *p, uint64_t max_rows, size_t max_ids,
+		       cf_xgb_rows **out)
+{
+	cf_xgb_rows *r;
+	cf_err rc;
+	*out = NULL;
+	if (!p || !p->table)
+		return CF_ERR_ARG;
+	if (!(r = malloc(sizeof(*r))))
+		return CF_ERR_NOMEM;
+	rows_init(r, max_rows, max_ids);
+	r->p = p;
+	if ((rc = cf_csv_reader_new(NULL, rows_record, r, &r->reader)) != CF_OK) {
+		cf_xgb_rows_free(r);
+		return rc;
+	}
+	*out = r;
+	return CF_OK;
+}
+
+cf_writer cf_xgb_rows_writer(cf_xgb_rows *r)
+{
+	return cf_csv_reader_writer(r->reader);
+}
+
+cf_err cf_xgb_rows_finish(cf_xgb_rows *r, char *why, size_t whylen)
+{
+	cf_err rc = cf_csv_reader_finish(r->reader);
+	if (rc == CF_OK && r->nheader == 0)
+		rc = rows_fail(r, CF_ERR_PARSE, "the input is empty (no header)");
+	if (rc != CF_OK)
+		bad(why, whylen, rc, "%s", cf_xgb_rows_error(r));
+	return rc;
+}
+
+const char *cf_xgb_rows_error(const cf_xgb_rows *r)
+{
+	if (r->error[0])
+		return r->error;
+	return cf_csv_reader_error(r->reader);
+}
+
+uint64_t cf_xgb_rows_count(const cf_xgb_rows *r)
+{
+	return r ? r->rows : 0;
+}
+
+void cf_xgb_rows_free(cf_xgb_rows *r)
+{
+	if (!r)
+		return;
+	rows_clear(r);
+	free(r);
+}
+
+cf_err cf_xgb_predict_rows(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
+			   cf_xgb_rows *rows, cf_buf *csv, char *why, size_t whylen)
+{
+	BoosterHandle b = NULL;
+	bst_ulong nfeat = 0;
+	struct timespec t0;
+	cf_err rc;
+	if (why && whylen)
+		why[0] = '\0';
+	if (!p || !rows || !csv || (!model && model_len))
+		return CF_ERR_ARG;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	quiet_xgboost();
+	if ((rc = load_model(p, model, model_len, &b, &nfeat, why, whylen)) != CF_OK)
+		goto out;
+	if (nfeat != rows->ncols) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "the model takes %llu features; input %s gives "
+			 "%zu", (unsigned long long)nfeat, p->table, rows->ncols);
+		goto out;
+	}
+	if ((rc = predict_write(b, p, rows, csv, why, whylen)) != CF_OK)
+		goto out;
+	log_info("xgboost.predict: %llu rows, %zu features of input %s in %.2f s",
+		 (unsigned long long)rows->rows, rows->ncols, p->table, since(&t0));
+out:
+	if (b)
+		XGBoosterFree(b);
+	/* The rows are used up either way. */
+	fmat_free(&rows->x);
+	cf_buf_free(&rows->ids);
 	return rc;
 }

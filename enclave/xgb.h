@@ -37,6 +37,7 @@
 
 #include "coffer/buf.h"
 #include "coffer/err.h"
+#include "coffer/io.h"
 #include "sql.h"
 
 #define CF_XGB_MAX_FEATURES 1000u
@@ -57,7 +58,8 @@ typedef struct cf_xgb_train {
 
 typedef struct cf_xgb_predict {
 	char *model;       /* the input table holding the model */
-	char *query;
+	char *query;       /* the rows: a query, or */
+	char *table;       /* a CSV input read straight into the matrix (no SQL) */
 	char **features;   /* NULL: every result column but the id */
 	size_t nfeatures;
 	char *id;          /* NULL: no id column */
@@ -73,7 +75,10 @@ typedef struct cf_xgb_predict {
 cf_err cf_xgb_train_parse(const json_t *fn, cf_xgb_train *out, char *why, size_t whylen) CF_WUR;
 void cf_xgb_train_free(cf_xgb_train *t);
 
-/* Function {"kind": "xgboost.predict", "model", "query", "features"?, "id"?, "nthread"?}. */
+/*
+ * Function {"kind": "xgboost.predict", "model", "query" or "table",
+ * "features"?, "id"?, "nthread"?}.
+ */
 cf_err cf_xgb_predict_parse(const json_t *fn, cf_xgb_predict *out, char *why,
 			    size_t whylen) CF_WUR;
 void cf_xgb_predict_free(cf_xgb_predict *p);
@@ -97,5 +102,29 @@ cf_err cf_xgb_train_run(cf_sql *db, const cf_xgb_train *t, cf_buf *model, cf_buf
 cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *model,
 			  size_t model_len, uint64_t max_rows, cf_buf *csv, uint64_t *rows,
 			  char *why, size_t whylen) CF_WUR;
+
+/*
+ * Predicting straight from a CSV input (function.table): its plaintext is
+ * written to cf_xgb_rows_writer as it is decrypted, parsed as the loader
+ * parses CSV (csv.h), and each record's features go into the matrix (the
+ * loader's integer and decimal grammars; empty is missing; anything else
+ * fails, with the line), its id into a CSV field; no table, no SQL. The
+ * header is matched against the names in the function (ignoring ASCII
+ * case, as SQL would). At most max_rows rows (CF_ERR_LIMIT), ids at most
+ * max_ids bytes.
+ */
+typedef struct cf_xgb_rows cf_xgb_rows;
+cf_err cf_xgb_rows_new(const cf_xgb_predict *p, uint64_t max_rows, size_t max_ids,
+		       cf_xgb_rows **out) CF_WUR;
+cf_writer cf_xgb_rows_writer(cf_xgb_rows *r);
+/* Ends the input: CF_ERR_PARSE (with the line) and the like, why set. */
+cf_err cf_xgb_rows_finish(cf_xgb_rows *r, char *why, size_t whylen) CF_WUR;
+/* What failed and where (never a value); "" if nothing did. */
+const char *cf_xgb_rows_error(const cf_xgb_rows *r);
+uint64_t cf_xgb_rows_count(const cf_xgb_rows *r);
+void cf_xgb_rows_free(cf_xgb_rows *r);
+/* Predicts over rows (used up: the matrix is wiped) into csv, as cf_xgb_predict_run. */
+cf_err cf_xgb_predict_rows(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
+			   cf_xgb_rows *rows, cf_buf *csv, char *why, size_t whylen) CF_WUR;
 
 #endif

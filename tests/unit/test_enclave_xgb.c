@@ -355,6 +355,94 @@ static void test_predict_matches_direct(void **state)
 	cf_sql_close(db);
 }
 
+/* Feeds text to a rows reader in pieces of step bytes, then finishes it. */
+static cf_err feed_rows(cf_xgb_rows *r, const char *text, size_t step, char *why, size_t whylen)
+{
+	cf_writer w = cf_xgb_rows_writer(r);
+	size_t n = strlen(text);
+	for (size_t off = 0; off < n; off += step) {
+		size_t k = n - off < step ? n - off : step;
+		cf_err rc = w.write(w.ctx, (const uint8_t *)text + off, k);
+		if (rc != CF_OK) {
+			snprintf(why, whylen, "%s", cf_xgb_rows_error(r));
+			return rc;
+		}
+	}
+	return cf_xgb_rows_finish(r, why, whylen);
+}
+
+static void test_predict_from_table(void **state)
+{
+	(void)state;
+	cf_xgb_predict p;
+	cf_xgb_rows *r;
+	cf_buf model, csv;
+	char why[256];
+	direct_model(&model);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"X2\", \"x3\"], \"id\": \"ID\", \"nthread\": 1}", &p);
+	assert_null(p.query);
+	assert_string_equal(p.table, "t");
+	assert_int_equal(cf_xgb_rows_new(&p, 1000000, 1u << 20, &r), CF_OK);
+	cf_err rc = feed_rows(r, csv_text, 777, why, sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	assert_int_equal(cf_xgb_rows_count(r), N);
+	cf_buf_init(&csv, 1u << 24, true);
+	rc = cf_xgb_predict_rows(&p, model.data, model.len, r, &csv, why, sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	assert_int_equal(cf_buf_terminate(&csv), CF_OK);
+	/* The id column is named as the task names it. */
+	assert_true(strncmp((char *)csv.data, "ID,", 3) == 0);
+	csv.data[0] = 'i';
+	csv.data[1] = 'd';
+	assert_predictions((const char *)csv.data, true);
+	cf_buf_free(&csv);
+	cf_xgb_rows_free(r);
+
+	/* A text column among the features: the line, never the value. */
+	cf_xgb_predict_free(&p);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"s\", \"x3\"]}", &p);
+	assert_int_equal(cf_xgb_rows_new(&p, 1000000, 1u << 20, &r), CF_OK);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_PARSE);
+	assert_string_equal(why, "line 2 (record 2): feature 2 (column 5) is not a number");
+	cf_xgb_rows_free(r);
+	cf_xgb_predict_free(&p);
+
+	/* No such column; the row cap; a model for other features; no header at all. */
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"x9\"]}", &p);
+	assert_int_equal(cf_xgb_rows_new(&p, 1000000, 1u << 20, &r), CF_OK);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_PARSE);
+	assert_string_equal(why, "no column is named function.features[1] (\"x9\")");
+	cf_xgb_rows_free(r);
+	cf_xgb_predict_free(&p);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"x2\"]}", &p);
+	assert_int_equal(cf_xgb_rows_new(&p, N - 1, 1u << 20, &r), CF_OK);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_LIMIT);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_OK);
+	cf_buf_init(&csv, 1u << 24, true);
+	assert_int_equal(cf_xgb_predict_rows(&p, model.data, model.len, r, &csv, why, sizeof(why)),
+			 CF_ERR_PARSE);
+	assert_string_equal(why, "the model takes 3 features; input t gives 2");
+	cf_buf_free(&csv);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+	assert_int_equal(feed_rows(r, "", 1, why, sizeof(why)), CF_ERR_PARSE);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+	assert_int_equal(feed_rows(r, "x1,x2\n1,2\n3\n", 100, why, sizeof(why)), CF_ERR_PARSE);
+	assert_string_equal(why, "line 3 (record 3): 1 fields; the header has 2");
+	cf_xgb_rows_free(r);
+	cf_xgb_predict_free(&p);
+	cf_buf_free(&model);
+}
+
 /* No message quotes a value of the rows. */
 static void assert_no_data(const char *why)
 {
@@ -508,6 +596,9 @@ static void test_parse_errors(void **state)
 		"{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"query\": \"q\", \"id\": 3}",
 		"{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"query\": \"q\", \"id\": \"a\", \"features\": [\"a\"]}",
 		"{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"query\": \"q\", \"nthread\": 0}",
+		"{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"query\": \"q\", \"table\": \"t\"}",
+		"{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t x\"}",
+		"{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": 1}",
 	};
 	char why[256];
 	for (size_t i = 0; i < sizeof(bad_train) / sizeof(bad_train[0]); i++) {
@@ -603,6 +694,8 @@ static cf_err job_of(const char *inputs, const char *function, const char *outpu
 #define IN_TM "{\"t\": {\"dataset\": \"a/t\"}, \"m\": {\"dataset\": \"a/model\", \"format\": \"xgboost-json\"}}"
 #define FN_PREDICT "{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"query\": \"SELECT id, x1, x2, x3 FROM t ORDER BY id\", \"id\": \"id\", \"nthread\": 1}"
 
+#define FN_PREDICT_TABLE "{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", \"features\": [\"x1\", \"x2\", \"x3\"], \"id\": \"id\", \"nthread\": 1}"
+
 static void test_job_parse(void **state)
 {
 	(void)state;
@@ -638,6 +731,14 @@ static void test_job_parse(void **state)
 		assert_int_equal(job.inputs[i].format, strcmp(job.inputs[i].table, "m") == 0
 								? CF_INPUT_XGB_MODEL : CF_INPUT_CSV);
 	assert_null(job.outputs[0].query);
+	assert_false(job.inputs[0].direct || job.inputs[1].direct);
+	cf_job_free(&job);
+
+	rc = job_of(IN_TM, FN_PREDICT_TABLE, "predictions", NULL, &job, why, sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(job.inputs[i].direct, strcmp(job.inputs[i].table, "t") == 0);
 	cf_job_free(&job);
 
 	/* sql is as it was: an output without a query runs the function's. */
@@ -683,6 +784,10 @@ static void test_job_parse(void **state)
 		{ IN_T, "{\"kind\": \"sql\", \"query\": \"SELECT 1\", \"label\": \"y\"}", "r", NULL,
 		  "function has an unknown member \"label\"", CF_ERR_PARSE },
 		{ IN_T, "{\"kind\": \"xgboost.cluster\"}", "r", NULL, NULL, CF_ERR_UNSUPPORTED },
+		{ IN_TM, "{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"m\"}",
+		  "p", NULL, "function.table must name a CSV input", CF_ERR_PARSE },
+		{ IN_TM, "{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"u\"}",
+		  "p", NULL, "function.table must name a CSV input", CF_ERR_PARSE },
 #if !CF_JOB_HAVE_STATS
 		{ IN_T, "{\"kind\": \"stats\"}", "r", NULL, NULL, CF_ERR_UNSUPPORTED },
 #endif
@@ -837,6 +942,20 @@ static void test_worker_end_to_end(void **state)
 	assert_int_equal(n, 1);
 	assert_predictions((const char *)plain[0].data, true);
 	cf_buf_free(&plain[0]);
+
+	/* The same straight from the CSV input, without SQL; an ordinary output beside it fails. */
+	rc = run_task(make_task(IN_TM, FN_PREDICT_TABLE, "predictions", NULL), &t, &model, plain,
+		      &n, why, sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	assert_int_equal(n, 1);
+	assert_predictions((const char *)plain[0].data, true);
+	cf_buf_free(&plain[0]);
+	rc = run_task(make_task(IN_TM, FN_PREDICT_TABLE, "predictions,n=SELECT count(*) AS n FROM t",
+				NULL), &t, &model, plain, &n, why, sizeof(why));
+	assert_int_equal(rc, CF_ERR_PARSE);
+	assert_non_null(strstr(why, "no such table"));
+	assert_int_equal(n, 0);
 	cf_buf_free(&model.ct);
 
 	/* A model that is not one: the task fails, nothing leaves. */
@@ -864,6 +983,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_train_matches_direct),
 		cmocka_unit_test(test_predict_matches_direct),
+		cmocka_unit_test(test_predict_from_table),
 		cmocka_unit_test(test_malformed_model),
 		cmocka_unit_test(test_train_errors),
 		cmocka_unit_test(test_parse_errors),
