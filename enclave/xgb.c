@@ -1015,14 +1015,22 @@ static bool field_value(const cf_csv_field *f, float *out)
 		*out = NAN;
 		return true;
 	}
-	if (f->len <= 18 && cf_csv_is_integer(f->data, f->len)) {
-		/* Exact in an int64: the common case, without strtod. */
-		size_t i = f->data[0] == '-';
+	/*
+	 * A canonical integer of at most 18 digits (cf_csv_is_integer's
+	 * grammar, so exact in an int64) in one pass, without strtod: the
+	 * common case.
+	 */
+	const char *d = f->data;
+	size_t i = d[0] == '-', n = f->len;
+	if (n - i >= 1 && n - i <= 18 && (d[i] != '0' || (n - i == 1 && i == 0))) {
 		int64_t v = 0;
-		for (; i < f->len; i++)
-			v = v * 10 + (f->data[i] - '0');
-		*out = (float)(f->data[0] == '-' ? -v : v);
-		return true;
+		size_t k = i;
+		while (k < n && d[k] >= '0' && d[k] <= '9')
+			v = v * 10 + (d[k++] - '0');
+		if (k == n) {
+			*out = (float)(i ? -v : v);
+			return true;
+		}
 	}
 	char tmp[352];
 	if (f->len >= sizeof(tmp) || !cf_csv_is_real(f->data, f->len))
