@@ -1032,8 +1032,10 @@ static bool field_value(const cf_csv_field *f, float *out)
 			return true;
 		}
 	}
+	/* Otherwise what the loader would type INTEGER (19 digits) or REAL. */
 	char tmp[352];
-	if (f->len >= sizeof(tmp) || !cf_csv_is_real(f->data, f->len))
+	if (f->len >= sizeof(tmp) ||
+	    !(cf_csv_is_integer(f->data, f->len) || cf_csv_is_real(f->data, f->len)))
 		return false;
 	memcpy(tmp, f->data, f->len);
 	tmp[f->len] = '\0';

@@ -439,6 +439,30 @@ static void test_predict_from_table(void **state)
 	assert_int_equal(feed_rows(r, "x1,x2\n1,2\n3\n", 100, why, sizeof(why)), CF_ERR_PARSE);
 	assert_string_equal(why, "line 3 (record 3): 1 fields; the header has 2");
 	cf_xgb_rows_free(r);
+	/* The loader's grammars: numbers are what it would type INTEGER or REAL. */
+	static const char *const good[] = { "0", "-12", "1.5", "-0.0", "1e3", "2.5E-3",
+					    "9223372036854775807", "-9223372036854775808",
+					    "123456789012345678901234.0" };
+	static const char *const bad_num[] = { "007", "+5", "-", "-0", "1.", ".5", "0x10",
+					       "1e999", "inf", "nan", " 1",
+					       "9223372036854775808" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char text[96];
+		snprintf(text, sizeof(text), "x1,x2\n%s,\n", good[i]);
+		assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+		if (feed_rows(r, text, 100, why, sizeof(why)) != CF_OK)
+			fail_msg("%s refused: %s", good[i], why);
+		cf_xgb_rows_free(r);
+	}
+	for (size_t i = 0; i < sizeof(bad_num) / sizeof(bad_num[0]); i++) {
+		char text[96];
+		snprintf(text, sizeof(text), "x1,x2\n1,%s\n", bad_num[i]);
+		assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+		if (feed_rows(r, text, 100, why, sizeof(why)) != CF_ERR_PARSE)
+			fail_msg("%s taken for a number", bad_num[i]);
+		assert_string_equal(why, "line 2 (record 2): feature 2 (column 2) is not a number");
+		cf_xgb_rows_free(r);
+	}
 	cf_xgb_predict_free(&p);
 	cf_buf_free(&model);
 }
