@@ -370,6 +370,7 @@ cf_err cf_job_parse(const json_t *task, cf_job *out, char *why, size_t whylen)
 	    (rc = parse_policy(json_object_get(task, "policy"), out, why, whylen)) != CF_OK ||
 	    (rc = check_formats(out, why, whylen)) != CF_OK)
 		goto out;
+	out->train.budget_seconds = out->time_budget_seconds;
 out:
 	if (rc != CF_OK)
 		cf_job_free(out);

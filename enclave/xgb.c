@@ -598,7 +598,15 @@ cf_err cf_xgb_train_run(cf_sql *db, const cf_xgb_train *t, cf_buf *model, cf_buf
 		}
 	}
 	const char *names[] = { "train" };
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	for (unsigned i = 0; i < t->rounds; i++) {
+		if (i && t->budget_seconds &&
+		    (double)cf_sql_spent_ms(db) / 1000 + since(&t1) > (double)t->budget_seconds) {
+			rc = bad(why, whylen, CF_ERR_LIMIT, "the training ran out of its time budget "
+				 "after %u of %u rounds (policy.time_budget_seconds)", i, t->rounds);
+			goto out;
+		}
 		if (XGBoosterUpdateOneIter(b, (int)i, dm) != 0) {
 			/* Its message can quote a label: not repeated. */
 			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost fails in training round %u "

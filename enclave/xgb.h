@@ -54,6 +54,12 @@ typedef struct cf_xgb_train {
 	char **keys;       /* the other params, as XGBoosterSetParam strings */
 	char **values;
 	size_t nparams;
+	/*
+	 * The task's time budget (policy.time_budget_seconds; job.c sets it,
+	 * 0 for none): the queries' time so far plus the training's may not
+	 * pass it, checked after every round.
+	 */
+	unsigned budget_seconds;
 } cf_xgb_train;
 
 typedef struct cf_xgb_predict {

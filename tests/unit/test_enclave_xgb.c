@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -590,6 +591,41 @@ static void test_train_errors(void **state)
 	cf_sql_close(db);
 }
 
+/* Training stops once the task's time budget is spent, between rounds. */
+static void test_train_budget(void **state)
+{
+	(void)state;
+	cf_xgb_train t;
+	cf_buf model, metrics;
+	char why[256];
+	struct timespec t0, t1;
+	cf_sql *db = open_db();
+	train_spec("{\"kind\": \"xgboost.train\", \"query\": \"SELECT x1, x2, x3, y FROM t\", "
+		   "\"label\": \"y\", \"params\": {\"num_round\": 10000, \"max_depth\": 8, "
+		   "\"eta\": 0.01, \"nthread\": 1, \"eval_metric\": [\"rmse\", \"mae\", "
+		   "\"mape\"]}}", &t);
+	t.budget_seconds = 1;
+	cf_buf_init(&model, 1u << 24, true);
+	cf_buf_init(&metrics, 64u << 20, true);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cf_err rc = cf_xgb_train_run(db, &t, &model, &metrics, NULL, why, sizeof(why));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (rc == CF_OK) {
+		/* A machine that trains 10000 rounds within a second: nothing to stop. */
+		assert_true(s < 1.5);
+	} else {
+		assert_int_equal(rc, CF_ERR_LIMIT);
+		assert_non_null(strstr(why, "the training ran out of its time budget after "));
+		assert_int_equal(model.len, 0);
+		assert_true(s < 3.0);
+	}
+	cf_buf_free(&model);
+	cf_buf_free(&metrics);
+	cf_xgb_train_free(&t);
+	cf_sql_close(db);
+}
+
 static void test_parse_errors(void **state)
 {
 	(void)state;
@@ -734,6 +770,7 @@ static void test_job_parse(void **state)
 	assert_int_equal(job.kind, CF_FN_XGB_TRAIN);
 	assert_string_equal(job.train.label, "y");
 	assert_int_equal(job.train.rounds, ROUNDS);
+	assert_int_equal(job.train.budget_seconds, CF_SQL_DEFAULT_BUDGET_SECONDS);
 	assert_non_null(job.function);
 	assert_non_null(strstr(job.function_json, "\"kind\":\"xgboost.train\""));
 	assert_int_equal(job.inputs[0].format, CF_INPUT_CSV);
@@ -1010,6 +1047,7 @@ int main(void)
 		cmocka_unit_test(test_predict_from_table),
 		cmocka_unit_test(test_malformed_model),
 		cmocka_unit_test(test_train_errors),
+		cmocka_unit_test(test_train_budget),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_job_parse),
 		cmocka_unit_test(test_worker_end_to_end),
