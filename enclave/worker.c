@@ -181,10 +181,14 @@ static cf_err load_model(const cf_job_input *in, const cf_kms_release_result *re
 	return CF_OK;
 }
 
-/* Decrypts a CSV input straight into xgboost.predict's matrix (function.table). */
+/*
+ * Decrypts a CSV input straight into xgboost.predict (function.table),
+ * which predicts as the rows arrive: csv gets the predictions.
+ */
 static cf_err load_rows(const cf_job *job, const cf_job_input *in,
 			const cf_kms_release_result *rel, const cf_worker_io *io,
-			cf_xgb_rows **rows, char *why, size_t whylen)
+			const cf_buf *model, cf_buf *csv, cf_xgb_rows **rows, char *why,
+			size_t whylen)
 {
 	cf_reader rd;
 	timed_stream ts = { 0 };
@@ -195,10 +199,13 @@ static cf_err load_rows(const cf_job *job, const cf_job_input *in,
 	if (!key)
 		return fail(why, whylen, CF_ERR_AUTH, "the KMS released no key for input %s",
 			    in->table);
-	if ((rc = cf_xgb_rows_new(&job->predict, job->max_result_rows, CF_WORKER_MAX_RESULT_BYTES,
-				  rows)) != CF_OK)
-		return fail(why, whylen, rc, "input %s: cannot start reading: %s", in->table,
-			    cf_strerror(rc));
+	if ((rc = cf_xgb_rows_new(&job->predict, model->data, model->len, job->max_result_rows,
+				  csv, rows, why, whylen)) != CF_OK) {
+		if (!why || !why[0])
+			fail(why, whylen, rc, "input %s: cannot start reading: %s", in->table,
+			     cf_strerror(rc));
+		return rc;
+	}
 	if ((rc = io->input_open(io->arg, in, &rd)) != CF_OK)
 		return fail(why, whylen, rc, "input %s: cannot fetch its ciphertext: %s", in->table,
 			    cf_strerror(rc));
@@ -210,8 +217,10 @@ static cf_err load_rows(const cf_job *job, const cf_job_input *in,
 	double stream_s = seconds_since(&t1);
 	if (io->input_close)
 		io->input_close(io->arg, in);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc == CF_OK)
 		rc = cf_xgb_rows_finish(*rows, NULL, 0);
+	double last_s = seconds_since(&t1);
 	if (rc != CF_OK) {
 		if (cf_xgb_rows_error(*rows)[0])
 			return fail(why, whylen, rc, "input %s: %s", in->table,
@@ -223,9 +232,10 @@ static cf_err load_rows(const cf_job *job, const cf_job_input *in,
 			    in->table, cf_strerror(rc));
 	}
 	double decrypt_s = stream_s - ts.read_s - ts.write_s;
-	log_info("input %s: %llu rows read into the matrix in %.2f s: transfer %.2f s, decrypt "
-		 "%.2f s, parse %.2f s", in->table, (unsigned long long)cf_xgb_rows_count(*rows),
-		 seconds_since(&t0), ts.read_s, decrypt_s > 0 ? decrypt_s : 0, ts.write_s);
+	log_info("input %s: %llu rows read and predicted in %.2f s: transfer %.2f s, decrypt "
+		 "%.2f s, parse (predicting alongside) %.2f s, the last predictions %.2f s",
+		 in->table, (unsigned long long)cf_xgb_rows_count(*rows), seconds_since(&t0),
+		 ts.read_s, decrypt_s > 0 ? decrypt_s : 0, ts.write_s, last_s);
 	return CF_OK;
 }
 
@@ -251,9 +261,9 @@ static cf_err run_function(cf_sql *db, const cf_job *job, const cf_buf *model,
 		break;
 	case CF_FN_XGB_PREDICT:
 		if (job->predict.table) {
+			/* Predicted as the input was read (load_rows). */
 			rows = cf_xgb_rows_count(rows_in);
-			rc = cf_xgb_predict_rows(&job->predict, model->data, model->len, rows_in,
-						 &res[CF_RESULT_MAIN], why, whylen);
+			rc = CF_OK;
 		} else {
 			rc = cf_xgb_predict_run(db, &job->predict, model->data, model->len,
 						job->max_result_rows, &res[CF_RESULT_MAIN], &rows,
@@ -391,22 +401,26 @@ cf_err cf_worker_run(const cf_job *job, const cf_kms_release_result *rel, const 
 		fail(why, whylen, rc, "the database does not open: %s", cf_strerror(rc));
 		goto out;
 	}
+	/* The model first: xgboost.predict's table is predicted as it is read. */
 	for (size_t i = 0; i < job->ninputs; i++) {
-		if (job->inputs[i].direct) {
-			/* job.c allows one, xgboost.predict's function.table. */
-			cf_xgb_rows_free(rows);
-			rows = NULL;
-			if ((rc = load_rows(job, &job->inputs[i], rel, io, &rows, why, whylen)) !=
-			    CF_OK)
-				goto out;
-			stats->input_rows += cf_xgb_rows_count(rows);
-			continue;
-		}
 		if (job->inputs[i].format == CF_INPUT_XGB_MODEL) {
 			/* job.c allows one model input, to xgboost.predict. */
 			cf_buf_free(&model);
 			if ((rc = load_model(&job->inputs[i], rel, io, &model, why, whylen)) != CF_OK)
 				goto out;
+		}
+	}
+	for (size_t i = 0; i < job->ninputs; i++) {
+		if (job->inputs[i].format == CF_INPUT_XGB_MODEL)
+			continue;
+		if (job->inputs[i].direct) {
+			/* job.c allows one, xgboost.predict's function.table. */
+			cf_xgb_rows_free(rows);
+			rows = NULL;
+			if ((rc = load_rows(job, &job->inputs[i], rel, io, &model,
+					    &res[CF_RESULT_MAIN], &rows, why, whylen)) != CF_OK)
+				goto out;
+			stats->input_rows += cf_xgb_rows_count(rows);
 			continue;
 		}
 		if ((rc = load_input(db, &job->inputs[i], rel, io, limits, &tables[i], why, whylen)) !=

@@ -3,6 +3,7 @@
 #include "xgb.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -697,71 +698,6 @@ static const char predict_config[] = "{\"type\":0,\"training\":false,\"iteration
 				     "\"iteration_end\":0,\"strict_shape\":false,\"cache_id\":0,"
 				     "\"missing\":NaN}";
 
-/* The rows to predict on: the matrix, and each row's id as a CSV field. */
-struct cf_xgb_rows {
-	fmat x;
-	size_t ncols;
-	uint64_t rows, max_rows;
-	bool has_id;
-	cf_buf ids;
-	size_t *id_end, id_cap;
-	/* Read straight from a CSV input (function.table). */
-	const cf_xgb_predict *p;
-	cf_csv_reader *reader;
-	int *cols;      /* header index of each feature */
-	int id;         /* header index of the id, or -1 */
-	size_t nheader;
-	cf_err rc;
-	char error[240];
-};
-
-static void rows_init(cf_xgb_rows *r, uint64_t max_rows, size_t max_ids)
-{
-	memset(r, 0, sizeof(*r));
-	r->max_rows = max_rows;
-	r->id = -1;
-	cf_buf_init(&r->ids, max_ids, true);
-}
-
-static void rows_clear(cf_xgb_rows *r)
-{
-	fmat_free(&r->x);
-	cf_buf_free(&r->ids);
-	free(r->id_end);
-	free(r->cols);
-	cf_csv_reader_free(r->reader);
-	r->id_end = NULL;
-	r->cols = NULL;
-	r->reader = NULL;
-}
-
-/* Room for one more row: counts it, refuses one past max_rows. */
-static cf_err rows_next(cf_xgb_rows *r, float **row)
-{
-	cf_err rc;
-	if (r->rows >= r->max_rows)
-		return CF_ERR_LIMIT;
-	if ((rc = fmat_reserve(&r->x, r->ncols)) != CF_OK)
-		return rc;
-	if (r->has_id && r->rows >= r->id_cap) {
-		size_t cap = r->id_cap ? 2 * r->id_cap : 4096;
-		size_t *n = realloc(r->id_end, cap * sizeof(size_t));
-		if (!n)
-			return CF_ERR_NOMEM;
-		r->id_end = n;
-		r->id_cap = cap;
-	}
-	*row = r->x.v + r->x.len;
-	r->x.len += r->ncols;
-	r->rows++;
-	return CF_OK;
-}
-
-static const char *limit_text(cf_err rc)
-{
-	return rc == CF_ERR_LIMIT ? "more rows than policy.max_result_rows" : cf_strerror(rc);
-}
-
 /* Loads the model: CF_ERR_PARSE if XGBoost does not. */
 static cf_err load_model(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
 			 BoosterHandle *out, bst_ulong *nfeat, char *why, size_t whylen)
@@ -793,66 +729,294 @@ static cf_err load_model(const cf_xgb_predict *p, const uint8_t *model, size_t m
 	return CF_OK;
 }
 
-/* Predicts over r (wiping its matrix once done) and writes the CSV. */
-static cf_err predict_write(BoosterHandle b, const cf_xgb_predict *p, cf_xgb_rows *r,
-			    cf_buf *csv, char *why, size_t whylen)
+/*
+ * --- the predictor: blocks of rows predicted while the next are read ---
+ *
+ * The reader (a query's rows, or a CSV input as it is decrypted) fills
+ * blocks of rows in a ring of RING; a second thread predicts each full
+ * block in place (XGBoost's array interface: no DMatrix copy), appends its
+ * lines to the CSV, wipes it and hands it back. So reading overlaps
+ * predicting, and the rows' matrix never exists whole: memory holds RING
+ * blocks whatever the input's size. The reader, the faster side, waits
+ * while every block is full.
+ */
+enum { RING = 4, BLOCK_MAX_ROWS = 16384, BLOCK_BYTES = 4 << 20, BLOCK_MIN_ROWS = 64 };
+
+typedef struct block {
+	float *x;       /* block_rows x ncols, NaN = missing */
+	size_t rows;
+	cf_buf ids;     /* the rows' ids as CSV fields, back to back */
+	size_t *id_end; /* the end of each row's id in ids */
+} block;
+
+typedef struct predictor {
+	bool started;
+	BoosterHandle booster;       /* owned */
+	size_t ncols, block_rows;
+	const char *id_name;         /* NULL: no id column */
+	const char *model_name;
+	uint64_t rows, max_rows;
+	cf_buf *csv;                 /* the thread's until it is joined */
+	bst_ulong per;               /* values per row, from the first block */
+	bool header_done;
+	block ring[RING];
+	uint64_t produced, consumed; /* blocks handed over; blocks predicted */
+	bool input_done, stop, running;
+	cf_err failed;               /* the thread's failure, and why */
+	char why[200];
+	double predict_s, wait_s;    /* the thread predicting; the reader waiting for it */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+} predictor;
+
+static cf_err predictor_fail(predictor *pr, cf_err rc, const char *fmt, ...) CF_PRINTF(3, 4);
+static cf_err predictor_fail(predictor *pr, cf_err rc, const char *fmt, ...)
 {
-	const float *res = NULL;
-	bst_ulong per = 1;
-	cf_err rc;
-	if (r->rows) {
-		const bst_ulong *shape;
-		bst_ulong dim;
-		/*
-		 * In place, over the matrix as it is (XGBoost's array interface):
-		 * no DMatrix, so no second copy of the rows.
-		 */
-		char array[160];
-		snprintf(array, sizeof(array), "{\"data\":[%llu,true],\"shape\":[%llu,%zu],"
-			 "\"typestr\":\"<f4\",\"version\":3}",
-			 (unsigned long long)(uintptr_t)r->x.v, (unsigned long long)r->rows,
-			 r->ncols);
-		int failed = XGBoosterPredictFromDense(b, array, predict_config, NULL, &shape, &dim,
-						       &res);
-		fmat_free(&r->x);
-		if (failed || dim < 1 || shape[0] != r->rows)
-			return bad(why, whylen, CF_ERR_PARSE, "XGBoost does not predict with the "
-				   "model input %s", p->model);
-		for (bst_ulong d = 1; d < dim; d++)
-			per *= shape[d];
-		if (per == 0)
-			return bad(why, whylen, CF_ERR_PARSE, "the model predicts nothing");
-	}
-	/* The header: the id's name as the task writes it, then the predictions. */
-	rc = CF_OK;
-	if (r->has_id)
-		rc = cf_output_csv_field(csv, (const uint8_t *)p->id, strlen(p->id));
-	for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
-		if (r->has_id || c)
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(pr->why, sizeof(pr->why), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static cf_err csv_header(predictor *pr)
+{
+	cf_buf *csv = pr->csv;
+	cf_err rc = CF_OK;
+	/* The id's name as the task writes it, then the predictions. */
+	if (pr->id_name)
+		rc = cf_output_csv_field(csv, (const uint8_t *)pr->id_name, strlen(pr->id_name));
+	for (bst_ulong c = 0; rc == CF_OK && c < pr->per; c++) {
+		if (pr->id_name || c)
 			rc = cf_buf_append_byte(csv, ',');
 		if (rc == CF_OK)
-			rc = per == 1 ? cf_buf_append_str(csv, "prediction")
-				      : cf_buf_printf(csv, "prediction_%llu", (unsigned long long)c);
+			rc = pr->per == 1 ? cf_buf_append_str(csv, "prediction")
+					  : cf_buf_printf(csv, "prediction_%llu", (unsigned long long)c);
 	}
 	if (rc == CF_OK)
 		rc = cf_buf_append(csv, "\r\n", 2);
-	for (uint64_t i = 0; rc == CF_OK && i < r->rows; i++) {
-		if (r->has_id) {
-			size_t start = i ? r->id_end[i - 1] : 0;
-			rc = cf_buf_append(csv, r->ids.data + start, r->id_end[i] - start);
+	pr->header_done = true;
+	return rc;
+}
+
+static cf_err csv_full(predictor *pr, cf_err rc)
+{
+	size_t max = pr->csv->max;
+	if (rc == CF_ERR_TOO_BIG && max % (1u << 20) == 0)
+		return predictor_fail(pr, rc, "the predictions: the outputs are larger than %zu "
+				      "MiB together", max >> 20);
+	if (rc == CF_ERR_TOO_BIG)
+		return predictor_fail(pr, rc, "the predictions: the outputs are larger than %zu "
+				      "bytes together", max);
+	return predictor_fail(pr, rc, "the predictions: %s", cf_strerror(rc));
+}
+
+/* Predicts one block into the CSV, then wipes it (on the predictor's thread). */
+static cf_err predict_block(predictor *pr, block *b)
+{
+	const bst_ulong *shape;
+	bst_ulong dim, per = 1;
+	const float *res = NULL;
+	char array[160];
+	cf_err rc = CF_OK;
+	snprintf(array, sizeof(array), "{\"data\":[%llu,true],\"shape\":[%zu,%zu],"
+		 "\"typestr\":\"<f4\",\"version\":3}",
+		 (unsigned long long)(uintptr_t)b->x, b->rows, pr->ncols);
+	int failed = XGBoosterPredictFromDense(pr->booster, array, predict_config, NULL, &shape,
+					       &dim, &res);
+	OPENSSL_cleanse(b->x, b->rows * pr->ncols * sizeof(float));
+	if (failed || dim < 1 || shape[0] != b->rows)
+		return predictor_fail(pr, CF_ERR_PARSE, "XGBoost does not predict with the model "
+				      "input %s", pr->model_name);
+	for (bst_ulong d = 1; d < dim; d++)
+		per *= shape[d];
+	if (per == 0)
+		return predictor_fail(pr, CF_ERR_PARSE, "the model predicts nothing");
+	if (!pr->header_done) {
+		pr->per = per;
+		if ((rc = csv_header(pr)) != CF_OK)
+			return csv_full(pr, rc);
+	} else if (per != pr->per) {
+		return predictor_fail(pr, CF_ERR_PARSE, "the model's predictions changed shape");
+	}
+	for (size_t i = 0; rc == CF_OK && i < b->rows; i++) {
+		if (pr->id_name) {
+			size_t start = i ? b->id_end[i - 1] : 0;
+			rc = cf_buf_append(pr->csv, b->ids.data + start, b->id_end[i] - start);
 		}
 		for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
-			if (r->has_id || c)
-				rc = cf_buf_append_byte(csv, ',');
-			if (rc == CF_OK)
-				rc = cf_buf_printf(csv, "%.9g", (double)res[i * per + c]);
+			/* ",%.9g": a float32 exactly; the comma only after something. */
+			char num[32];
+			int n = snprintf(num + 1, sizeof(num) - 1, "%.9g", (double)res[i * per + c]);
+			bool comma = pr->id_name || c;
+			num[0] = ',';
+			rc = cf_buf_append(pr->csv, comma ? num : num + 1, (size_t)n + comma);
 		}
 		if (rc == CF_OK)
-			rc = cf_buf_append(csv, "\r\n", 2);
+			rc = cf_buf_append(pr->csv, "\r\n", 2);
 	}
-	if (rc != CF_OK)
-		return bad(why, whylen, rc, "the predictions: %s", rc == CF_ERR_TOO_BIG
-			   ? "the outputs are larger than 256 MiB together" : cf_strerror(rc));
+	cf_buf_reset(&b->ids);
+	b->rows = 0;
+	return rc == CF_OK ? CF_OK : csv_full(pr, rc);
+}
+
+static void *predictor_main(void *arg)
+{
+	predictor *pr = arg;
+	pthread_mutex_lock(&pr->lock);
+	for (;;) {
+		while (pr->consumed == pr->produced && !pr->input_done && !pr->stop)
+			pthread_cond_wait(&pr->cond, &pr->lock);
+		if (pr->stop || pr->consumed == pr->produced)
+			break;
+		block *b = &pr->ring[pr->consumed % RING];
+		pthread_mutex_unlock(&pr->lock);
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		cf_err rc = predict_block(pr, b);
+		pthread_mutex_lock(&pr->lock);
+		pr->predict_s += since(&t0);
+		pr->consumed++;
+		pthread_cond_broadcast(&pr->cond);
+		if (rc != CF_OK) {
+			pr->failed = rc;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pr->lock);
+	return NULL;
+}
+
+/* Takes the booster (freed with the predictor, started or not) and starts the thread. */
+static cf_err predictor_start(predictor *pr, BoosterHandle booster, size_t ncols,
+			     const char *id_name, const char *model_name, uint64_t max_rows,
+			     cf_buf *csv)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->started = true;
+	pr->booster = booster;
+	pr->ncols = ncols;
+	pr->id_name = id_name;
+	pr->model_name = model_name;
+	pr->max_rows = max_rows;
+	pr->csv = csv;
+	size_t rows = BLOCK_BYTES / (ncols * sizeof(float));
+	pr->block_rows = rows > BLOCK_MAX_ROWS ? BLOCK_MAX_ROWS
+			 : rows < BLOCK_MIN_ROWS ? BLOCK_MIN_ROWS : rows;
+	for (size_t i = 0; i < RING; i++)
+		cf_buf_init(&pr->ring[i].ids, csv->max, true);
+	pthread_mutex_init(&pr->lock, NULL);
+	pthread_cond_init(&pr->cond, NULL);
+	if (pthread_create(&pr->thread, NULL, predictor_main, pr) != 0)
+		return CF_ERR_NOMEM;
+	pr->running = true;
+	return CF_OK;
+}
+
+/* Stops the thread if it runs, wipes and frees everything. */
+static void predictor_free(predictor *pr)
+{
+	if (!pr->started)
+		return;
+	if (pr->running) {
+		pthread_mutex_lock(&pr->lock);
+		pr->stop = true;
+		pthread_cond_broadcast(&pr->cond);
+		pthread_mutex_unlock(&pr->lock);
+		pthread_join(pr->thread, NULL);
+	}
+	for (size_t i = 0; i < RING; i++) {
+		block *b = &pr->ring[i];
+		if (b->x) {
+			OPENSSL_cleanse(b->x, pr->block_rows * pr->ncols * sizeof(float));
+			free(b->x);
+		}
+		free(b->id_end);
+		cf_buf_free(&b->ids);
+	}
+	if (pr->booster)
+		XGBoosterFree(pr->booster);
+	pthread_mutex_destroy(&pr->lock);
+	pthread_cond_destroy(&pr->cond);
+	memset(pr, 0, sizeof(*pr));
+}
+
+/* Hands the filling block over and waits for the next to be free: the thread's failure, if any. */
+static cf_err handover(predictor *pr)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&pr->lock);
+	pr->produced++;
+	pthread_cond_broadcast(&pr->cond);
+	while (pr->produced - pr->consumed >= RING && !pr->failed)
+		pthread_cond_wait(&pr->cond, &pr->lock);
+	cf_err rc = pr->failed;
+	pr->wait_s += since(&t0);
+	pthread_mutex_unlock(&pr->lock);
+	return rc;
+}
+
+/*
+ * Room for one more row (handing a full block over first). CF_ERR_LIMIT
+ * past max_rows; the thread's failure, with pr->why set.
+ */
+static cf_err predictor_row(predictor *pr, float **row)
+{
+	if (pr->rows >= pr->max_rows)
+		return predictor_fail(pr, CF_ERR_LIMIT, "the rows: more rows than "
+				      "policy.max_result_rows");
+	block *b = &pr->ring[pr->produced % RING];
+	if (b->rows == pr->block_rows) {
+		cf_err rc = handover(pr);
+		if (rc != CF_OK)
+			return rc;
+		b = &pr->ring[pr->produced % RING];
+	}
+	if (!b->x) {
+		b->x = malloc(pr->block_rows * pr->ncols * sizeof(float));
+		b->id_end = malloc(pr->block_rows * sizeof(size_t));
+		if (!b->x || !b->id_end)
+			return predictor_fail(pr, CF_ERR_NOMEM, "the rows: out of memory");
+	}
+	*row = b->x + b->rows * pr->ncols;
+	b->rows++;
+	pr->rows++;
+	return CF_OK;
+}
+
+/* The current row's id: appended to predictor_ids(), then predictor_id_done(). */
+static cf_buf *predictor_ids(predictor *pr)
+{
+	return &pr->ring[pr->produced % RING].ids;
+}
+
+static void predictor_id_done(predictor *pr)
+{
+	block *b = &pr->ring[pr->produced % RING];
+	b->id_end[b->rows - 1] = b->ids.len;
+}
+
+/* Hands over the last block and waits for every prediction: the CSV is complete. */
+static cf_err predictor_finish(predictor *pr, char *why, size_t whylen)
+{
+	pthread_mutex_lock(&pr->lock);
+	if (pr->ring[pr->produced % RING].rows)
+		pr->produced++;
+	pr->input_done = true;
+	pthread_cond_broadcast(&pr->cond);
+	pthread_mutex_unlock(&pr->lock);
+	pthread_join(pr->thread, NULL);
+	pr->running = false;
+	if (pr->failed)
+		return bad(why, whylen, pr->failed, "%s", pr->why);
+	if (!pr->header_done) {
+		pr->per = 1;
+		cf_err rc = csv_header(pr);
+		if (rc != CF_OK)
+			return bad(why, whylen, rc, "%s", (csv_full(pr, rc), pr->why));
+	}
 	return CF_OK;
 }
 
@@ -862,7 +1026,7 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 {
 	sqlite3_stmt *st = NULL;
 	BoosterHandle b = NULL;
-	cf_xgb_rows r;
+	predictor pr = { 0 };
 	int *cols = NULL;
 	size_t ncols = 0;
 	bst_ulong nfeat = 0;
@@ -876,7 +1040,6 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 		*rows_out = 0;
 	if (!db || !p || !p->query || !csv || (!model && model_len))
 		return CF_ERR_ARG;
-	rows_init(&r, max_rows, csv->max);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	quiet_xgboost();
 
@@ -902,8 +1065,12 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 			 "%zu", (unsigned long long)nfeat, ncols);
 		goto out;
 	}
-	r.ncols = ncols;
-	r.has_id = id >= 0;
+	rc = predictor_start(&pr, b, ncols, id >= 0 ? p->id : NULL, p->model, max_rows, csv);
+	b = NULL;
+	if (rc != CF_OK) {
+		bad(why, whylen, rc, "the predictions: cannot start: %s", cf_strerror(rc));
+		goto out;
+	}
 	for (;;) {
 		float *v;
 		if ((rc = cf_sql_step(db, st, &row, msg, sizeof(msg))) != CF_OK) {
@@ -912,45 +1079,62 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 		}
 		if (!row)
 			break;
-		if ((rc = rows_next(&r, &v)) != CF_OK) {
-			bad(why, whylen, rc, "the rows: %s", limit_text(rc));
+		if ((rc = predictor_row(&pr, &v)) != CF_OK) {
+			bad(why, whylen, rc, "%s", pr.why);
 			goto out;
 		}
 		for (size_t i = 0; i < ncols; i++) {
 			if (!value_of(st, cols[i], &v[i])) {
 				rc = bad(why, whylen, CF_ERR_PARSE, "result row %llu: feature %zu "
 					 "(result column %d) is not a number",
-					 (unsigned long long)r.rows, i + 1, cols[i] + 1);
+					 (unsigned long long)pr.rows, i + 1, cols[i] + 1);
 				goto out;
 			}
 		}
 		if (id >= 0) {
-			if ((rc = id_field(&r.ids, st, id)) != CF_OK) {
+			if ((rc = id_field(predictor_ids(&pr), st, id)) != CF_OK) {
 				bad(why, whylen, rc, "the ids: %s", cf_strerror(rc));
 				goto out;
 			}
-			r.id_end[r.rows - 1] = r.ids.len;
+			predictor_id_done(&pr);
 		}
 	}
 	sqlite3_finalize(st);
 	st = NULL;
 	double query_s = since(&t0);
-	if ((rc = predict_write(b, p, &r, csv, why, whylen)) != CF_OK)
+	if ((rc = predictor_finish(&pr, why, whylen)) != CF_OK)
 		goto out;
-	log_info("xgboost.predict: %llu rows, %zu features in %.2f s (query and matrix %.2f s)",
-		 (unsigned long long)r.rows, ncols, since(&t0), query_s);
+	log_info("xgboost.predict: %llu rows, %zu features in %.2f s (the query's rows until "
+		 "%.2f s; predicting %.2f s alongside)", (unsigned long long)pr.rows, ncols,
+		 since(&t0), query_s, pr.predict_s);
 out:
 	if (rows_out)
-		*rows_out = r.rows;
+		*rows_out = pr.rows;
 	sqlite3_finalize(st);
 	if (b)
 		XGBoosterFree(b);
-	rows_clear(&r);
+	predictor_free(&pr);
 	free(cols);
 	return rc;
 }
 
 /* --- predict straight from a CSV input --- */
+
+struct cf_xgb_rows {
+	const cf_xgb_predict *p;
+	BoosterHandle booster;  /* until the predictor takes it */
+	bst_ulong nfeat;        /* the model's */
+	cf_buf *csv;
+	uint64_t max_rows;
+	predictor pr;           /* started by the header */
+	cf_csv_reader *reader;
+	int *cols;              /* header index of each feature */
+	size_t ncols;
+	int id;                 /* header index of the id, or -1 */
+	size_t nheader;
+	struct timespec t0;
+	char error[240];
+};
 
 static cf_err rows_fail(cf_xgb_rows *r, cf_err rc, const char *fmt, ...) CF_PRINTF(3, 4);
 static cf_err rows_fail(cf_xgb_rows *r, cf_err rc, const char *fmt, ...)
@@ -959,10 +1143,10 @@ static cf_err rows_fail(cf_xgb_rows *r, cf_err rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->error, sizeof(r->error), fmt, ap);
 	va_end(ap);
-	return r->rc = rc;
+	return rc;
 }
 
-/* The header: where each feature and the id are. */
+/* The header: where each feature and the id are; then the predictor starts. */
 static cf_err rows_header(cf_xgb_rows *r, const cf_csv_field *f, size_t n)
 {
 	const cf_xgb_predict *p = r->p;
@@ -985,7 +1169,6 @@ static cf_err rows_header(cf_xgb_rows *r, const cf_csv_field *f, size_t n)
 			return rows_fail(r, CF_ERR_PARSE, "no column is named function.id (\"%.64s\")",
 					 p->id);
 	}
-	r->has_id = r->id >= 0;
 	if (!(r->cols = calloc(n ? n : 1, sizeof(int))))
 		return rows_fail(r, CF_ERR_NOMEM, "out of memory");
 	if (!p->features) {
@@ -995,9 +1178,8 @@ static cf_err rows_header(cf_xgb_rows *r, const cf_csv_field *f, size_t n)
 		}
 		if (r->ncols == 0)
 			return rows_fail(r, CF_ERR_PARSE, "the input has no feature column");
-		return CF_OK;
 	}
-	for (size_t k = 0; k < p->nfeatures; k++) {
+	for (size_t k = 0; p->features && k < p->nfeatures; k++) {
 		int at = -1;
 		for (size_t i = 0; i < n; i++) {
 			if (sqlite3_stricmp(NAME(i), p->features[k]) != 0)
@@ -1013,6 +1195,14 @@ static cf_err rows_header(cf_xgb_rows *r, const cf_csv_field *f, size_t n)
 		r->cols[r->ncols++] = at;
 	}
 #undef NAME
+	if (r->nfeat != r->ncols)
+		return rows_fail(r, CF_ERR_PARSE, "the model takes %llu features; input %s gives %zu",
+				 (unsigned long long)r->nfeat, p->table, r->ncols);
+	cf_err rc = predictor_start(&r->pr, r->booster, r->ncols, r->id >= 0 ? p->id : NULL,
+				    p->model, r->max_rows, r->csv);
+	r->booster = NULL;
+	if (rc != CF_OK)
+		return rows_fail(r, rc, "the predictions: cannot start: %s", cf_strerror(rc));
 	return CF_OK;
 }
 
@@ -1063,36 +1253,46 @@ static cf_err rows_record(void *arg, const cf_csv_field *f, size_t n, uint64_t r
 		return rows_fail(r, CF_ERR_PARSE, "line %llu (record %llu): %zu fields; the header "
 				 "has %zu", (unsigned long long)line, (unsigned long long)record, n,
 				 r->nheader);
-	if ((rc = rows_next(r, &v)) != CF_OK)
-		return rows_fail(r, rc, "the rows: %s", limit_text(rc));
+	if ((rc = predictor_row(&r->pr, &v)) != CF_OK)
+		return rows_fail(r, rc, "%s", r->pr.why);
 	for (size_t i = 0; i < r->ncols; i++) {
 		if (!field_value(&f[r->cols[i]], &v[i]))
 			return rows_fail(r, CF_ERR_PARSE, "line %llu (record %llu): feature %zu "
 					 "(column %d) is not a number", (unsigned long long)line,
 					 (unsigned long long)record, i + 1, r->cols[i] + 1);
 	}
-	if (r->has_id) {
+	if (r->id >= 0) {
 		const cf_csv_field *id = &f[r->id];
-		if ((rc = cf_output_csv_field(&r->ids, (const uint8_t *)id->data, id->len)) != CF_OK)
+		if ((rc = cf_output_csv_field(predictor_ids(&r->pr), (const uint8_t *)id->data,
+					      id->len)) != CF_OK)
 			return rows_fail(r, rc, "the ids: %s", cf_strerror(rc));
-		r->id_end[r->rows - 1] = r->ids.len;
+		predictor_id_done(&r->pr);
 	}
 	return CF_OK;
 }
 
-cf_err cf_xgb_rows_new(const cf_xgb_predict *p, uint64_t max_rows, size_t max_ids,
-		       cf_xgb_rows **out)
+cf_err cf_xgb_rows_new(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
+		       uint64_t max_rows, cf_buf *csv, cf_xgb_rows **out, char *why,
+		       size_t whylen)
 {
 	cf_xgb_rows *r;
 	cf_err rc;
 	*out = NULL;
-	if (!p || !p->table)
+	if (why && whylen)
+		why[0] = '\0';
+	if (!p || !p->table || !csv || (!model && model_len))
 		return CF_ERR_ARG;
-	if (!(r = malloc(sizeof(*r))))
+	if (!(r = calloc(1, sizeof(*r))))
 		return CF_ERR_NOMEM;
-	rows_init(r, max_rows, max_ids);
 	r->p = p;
-	if ((rc = cf_csv_reader_new(NULL, rows_record, r, &r->reader)) != CF_OK) {
+	r->csv = csv;
+	r->max_rows = max_rows;
+	r->id = -1;
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	quiet_xgboost();
+	/* The model first: a bad one fails before any row is read. */
+	if ((rc = load_model(p, model, model_len, &r->booster, &r->nfeat, why, whylen)) != CF_OK ||
+	    (rc = cf_csv_reader_new(NULL, rows_record, r, &r->reader)) != CF_OK) {
 		cf_xgb_rows_free(r);
 		return rc;
 	}
@@ -1111,8 +1311,17 @@ cf_err cf_xgb_rows_finish(cf_xgb_rows *r, char *why, size_t whylen)
 	if (rc == CF_OK && r->nheader == 0)
 		rc = rows_fail(r, CF_ERR_PARSE, "the input is empty (no header)");
 	if (rc != CF_OK)
-		bad(why, whylen, rc, "%s", cf_xgb_rows_error(r));
-	return rc;
+		return bad(why, whylen, rc, "%s", cf_xgb_rows_error(r));
+	double read_s = since(&r->t0);
+	if ((rc = predictor_finish(&r->pr, why, whylen)) != CF_OK) {
+		snprintf(r->error, sizeof(r->error), "%s", r->pr.why);
+		return rc;
+	}
+	log_info("xgboost.predict: %llu rows, %zu features of input %s in %.2f s (the input "
+		 "read by %.2f s, %.2f s of it waiting for the predictor; predicting %.2f s "
+		 "alongside)", (unsigned long long)r->pr.rows, r->ncols, r->p->table,
+		 since(&r->t0), read_s, r->pr.wait_s, r->pr.predict_s);
+	return CF_OK;
 }
 
 const char *cf_xgb_rows_error(const cf_xgb_rows *r)
@@ -1124,46 +1333,17 @@ const char *cf_xgb_rows_error(const cf_xgb_rows *r)
 
 uint64_t cf_xgb_rows_count(const cf_xgb_rows *r)
 {
-	return r ? r->rows : 0;
+	return r ? r->pr.rows : 0;
 }
 
 void cf_xgb_rows_free(cf_xgb_rows *r)
 {
 	if (!r)
 		return;
-	rows_clear(r);
+	predictor_free(&r->pr);
+	if (r->booster)
+		XGBoosterFree(r->booster);
+	cf_csv_reader_free(r->reader);
+	free(r->cols);
 	free(r);
-}
-
-cf_err cf_xgb_predict_rows(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
-			   cf_xgb_rows *rows, cf_buf *csv, char *why, size_t whylen)
-{
-	BoosterHandle b = NULL;
-	bst_ulong nfeat = 0;
-	struct timespec t0;
-	cf_err rc;
-	if (why && whylen)
-		why[0] = '\0';
-	if (!p || !rows || !csv || (!model && model_len))
-		return CF_ERR_ARG;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	quiet_xgboost();
-	if ((rc = load_model(p, model, model_len, &b, &nfeat, why, whylen)) != CF_OK)
-		goto out;
-	if (nfeat != rows->ncols) {
-		rc = bad(why, whylen, CF_ERR_PARSE, "the model takes %llu features; input %s gives "
-			 "%zu", (unsigned long long)nfeat, p->table, rows->ncols);
-		goto out;
-	}
-	if ((rc = predict_write(b, p, rows, csv, why, whylen)) != CF_OK)
-		goto out;
-	log_info("xgboost.predict: %llu rows, %zu features of input %s in %.2f s",
-		 (unsigned long long)rows->rows, rows->ncols, p->table, since(&t0));
-out:
-	if (b)
-		XGBoosterFree(b);
-	/* The rows are used up either way. */
-	fmat_free(&rows->x);
-	cf_buf_free(&rows->ids);
-	return rc;
 }

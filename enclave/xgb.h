@@ -18,7 +18,8 @@
  * the parameters, which are an allowlist (CF_XGB_PARAMS).
  *
  * predict: a model input (its plaintext bytes, never a table) applied to
- * the rows of the query, in place over the matrix (XGBoost's array
+ * the rows of the query, block by block on a second thread while the
+ * query's next rows are read, in place over each block (XGBoost's array
  * interface: no DMatrix, so no second copy of the rows); the result is
  * CSV: the id column if one is named, then "prediction" (or
  * prediction_0..K-1 for K values per row).
@@ -110,27 +111,32 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 			  char *why, size_t whylen) CF_WUR;
 
 /*
- * Predicting straight from a CSV input (function.table): its plaintext is
- * written to cf_xgb_rows_writer as it is decrypted, parsed as the loader
- * parses CSV (csv.h), and each record's features go into the matrix (the
- * loader's integer and decimal grammars; empty is missing; anything else
- * fails, with the line), its id into a CSV field; no table, no SQL. The
- * header is matched against the names in the function (ignoring ASCII
- * case, as SQL would). At most max_rows rows (CF_ERR_LIMIT), ids at most
- * max_ids bytes.
+ * Predicting straight from a CSV input (function.table), as it is
+ * decrypted: the model is loaded by cf_xgb_rows_new (a bad one fails
+ * before any row is read); the plaintext written to cf_xgb_rows_writer is
+ * parsed as the loader parses CSV (csv.h) and each record's features go
+ * into a block of rows (the loader's integer and decimal grammars; empty
+ * is missing; anything else fails, with the line), its id into a CSV
+ * field; no table, no SQL. The header is matched against the names in the
+ * function (ignoring ASCII case, as SQL would), and must give as many
+ * features as the model takes. A second thread predicts each full block
+ * while the next ones are read, appends its lines to csv and wipes it:
+ * the whole matrix never exists (both predict functions work so). csv is
+ * the predictor's until cf_xgb_rows_finish or _free returns; finish leaves
+ * it complete (as cf_xgb_predict_run's). At most max_rows rows
+ * (CF_ERR_LIMIT); csv's max bounds the predictions (CF_ERR_TOO_BIG).
  */
 typedef struct cf_xgb_rows cf_xgb_rows;
-cf_err cf_xgb_rows_new(const cf_xgb_predict *p, uint64_t max_rows, size_t max_ids,
-		       cf_xgb_rows **out) CF_WUR;
+cf_err cf_xgb_rows_new(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
+		       uint64_t max_rows, cf_buf *csv, cf_xgb_rows **out, char *why,
+		       size_t whylen) CF_WUR;
 cf_writer cf_xgb_rows_writer(cf_xgb_rows *r);
-/* Ends the input: CF_ERR_PARSE (with the line) and the like, why set. */
+/* Ends the input, waits for the last predictions: CF_ERR_PARSE (with the line) and the like, why set. */
 cf_err cf_xgb_rows_finish(cf_xgb_rows *r, char *why, size_t whylen) CF_WUR;
 /* What failed and where (never a value); "" if nothing did. */
 const char *cf_xgb_rows_error(const cf_xgb_rows *r);
 uint64_t cf_xgb_rows_count(const cf_xgb_rows *r);
+/* Stops the predictor if it still runs; wipes and frees the blocks. */
 void cf_xgb_rows_free(cf_xgb_rows *r);
-/* Predicts over rows (used up: the matrix is wiped) into csv, as cf_xgb_predict_run. */
-cf_err cf_xgb_predict_rows(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
-			   cf_xgb_rows *rows, cf_buf *csv, char *why, size_t whylen) CF_WUR;
 
 #endif

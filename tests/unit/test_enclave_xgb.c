@@ -372,6 +372,41 @@ static cf_err feed_rows(cf_xgb_rows *r, const char *text, size_t step, char *why
 	return cf_xgb_rows_finish(r, why, whylen);
 }
 
+/* A rows reader over model m that predicts into *csv (fresh, 16 MiB max). */
+static cf_xgb_rows *rows_new(const cf_xgb_predict *p, const cf_buf *model, uint64_t max_rows,
+			     cf_buf *csv)
+{
+	cf_xgb_rows *r;
+	char why[256];
+	cf_buf_init(csv, 1u << 24, true);
+	cf_err rc = cf_xgb_rows_new(p, model->data, model->len, max_rows, csv, &r, why,
+				    sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	return r;
+}
+
+/* The predictions of text (its rows already known to be 0..N-1 of csv_text), fed in steps. */
+static void predict_table_equal(const cf_xgb_predict *p, const cf_buf *model, const char *text,
+				size_t step)
+{
+	cf_buf csv;
+	char why[256];
+	cf_xgb_rows *r = rows_new(p, model, 1000000, &csv);
+	cf_err rc = feed_rows(r, text, step, why, sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	assert_int_equal(cf_xgb_rows_count(r), N);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_buf_terminate(&csv), CF_OK);
+	/* The id column is named as the task names it. */
+	assert_true(strncmp((char *)csv.data, "ID,", 3) == 0);
+	csv.data[0] = 'i';
+	csv.data[1] = 'd';
+	assert_predictions((const char *)csv.data, true);
+	cf_buf_free(&csv);
+}
+
 static void test_predict_from_table(void **state)
 {
 	(void)state;
@@ -384,62 +419,84 @@ static void test_predict_from_table(void **state)
 		     "\"features\": [\"x1\", \"X2\", \"x3\"], \"id\": \"ID\", \"nthread\": 1}", &p);
 	assert_null(p.query);
 	assert_string_equal(p.table, "t");
-	assert_int_equal(cf_xgb_rows_new(&p, 1000000, 1u << 20, &r), CF_OK);
-	cf_err rc = feed_rows(r, csv_text, 777, why, sizeof(why));
-	if (rc != CF_OK)
-		fail_msg("%s: %s", cf_errname(rc), why);
-	assert_int_equal(cf_xgb_rows_count(r), N);
-	cf_buf_init(&csv, 1u << 24, true);
-	rc = cf_xgb_predict_rows(&p, model.data, model.len, r, &csv, why, sizeof(why));
-	if (rc != CF_OK)
-		fail_msg("%s: %s", cf_errname(rc), why);
-	assert_int_equal(cf_buf_terminate(&csv), CF_OK);
-	/* The id column is named as the task names it. */
-	assert_true(strncmp((char *)csv.data, "ID,", 3) == 0);
-	csv.data[0] = 'i';
-	csv.data[1] = 'd';
-	assert_predictions((const char *)csv.data, true);
-	cf_buf_free(&csv);
-	cf_xgb_rows_free(r);
+	predict_table_equal(&p, &model, csv_text, 777);
+	predict_table_equal(&p, &model, csv_text, strlen(csv_text));
 
 	/* A text column among the features: the line, never the value. */
 	cf_xgb_predict_free(&p);
 	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
 		     "\"features\": [\"x1\", \"s\", \"x3\"]}", &p);
-	assert_int_equal(cf_xgb_rows_new(&p, 1000000, 1u << 20, &r), CF_OK);
+	r = rows_new(&p, &model, 1000000, &csv);
 	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_PARSE);
 	assert_string_equal(why, "line 2 (record 2): feature 2 (column 5) is not a number");
 	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
+	cf_xgb_predict_free(&p);
+
+	/* A model XGBoost does not load: refused before any row. */
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\"}", &p);
+	cf_buf_init(&csv, 1u << 24, true);
+	assert_int_equal(cf_xgb_rows_new(&p, (const uint8_t *)"{\"learner\": 1}", 14, 10, &csv,
+					 &r, why, sizeof(why)), CF_ERR_PARSE);
+	assert_null(r);
+	assert_string_equal(why, "the model input m is not an XGBoost JSON model (XGBoost does "
+			    "not load it)");
+	cf_buf_free(&csv);
 	cf_xgb_predict_free(&p);
 
 	/* No such column; the row cap; a model for other features; no header at all. */
 	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
 		     "\"features\": [\"x1\", \"x9\"]}", &p);
-	assert_int_equal(cf_xgb_rows_new(&p, 1000000, 1u << 20, &r), CF_OK);
+	r = rows_new(&p, &model, 1000000, &csv);
 	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_PARSE);
 	assert_string_equal(why, "no column is named function.features[1] (\"x9\")");
 	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
+	cf_xgb_predict_free(&p);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"x2\", \"x3\"]}", &p);
+	r = rows_new(&p, &model, N - 1, &csv);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_LIMIT);
+	assert_string_equal(why, "the rows: more rows than policy.max_result_rows");
+	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
+	/* Predictions larger than the output may be: refused, nothing half-written counts. */
+	cf_buf_init(&csv, 1000, true);
+	assert_int_equal(cf_xgb_rows_new(&p, model.data, model.len, N, &csv, &r, why, sizeof(why)),
+			 CF_OK);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_TOO_BIG);
+	assert_string_equal(why, "the predictions: the outputs are larger than 1000 bytes together");
+	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
 	cf_xgb_predict_free(&p);
 	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
 		     "\"features\": [\"x1\", \"x2\"]}", &p);
-	assert_int_equal(cf_xgb_rows_new(&p, N - 1, 1u << 20, &r), CF_OK);
-	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_LIMIT);
-	cf_xgb_rows_free(r);
-	assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
-	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_OK);
-	cf_buf_init(&csv, 1u << 24, true);
-	assert_int_equal(cf_xgb_predict_rows(&p, model.data, model.len, r, &csv, why, sizeof(why)),
-			 CF_ERR_PARSE);
+	r = rows_new(&p, &model, N, &csv);
+	assert_int_equal(feed_rows(r, csv_text, 4096, why, sizeof(why)), CF_ERR_PARSE);
 	assert_string_equal(why, "the model takes 3 features; input t gives 2");
+	cf_xgb_rows_free(r);
 	cf_buf_free(&csv);
-	cf_xgb_rows_free(r);
-	assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+	r = rows_new(&p, &model, N, &csv);
 	assert_int_equal(feed_rows(r, "", 1, why, sizeof(why)), CF_ERR_PARSE);
+	assert_string_equal(why, "the input is empty (no header)");
 	cf_xgb_rows_free(r);
-	assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
-	assert_int_equal(feed_rows(r, "x1,x2\n1,2\n3\n", 100, why, sizeof(why)), CF_ERR_PARSE);
-	assert_string_equal(why, "line 3 (record 3): 1 fields; the header has 2");
+	cf_buf_free(&csv);
+	cf_xgb_predict_free(&p);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"x2\", \"x3\"]}", &p);
+	r = rows_new(&p, &model, N, &csv);
+	assert_int_equal(feed_rows(r, "x1,x2,x3\n1,2,3\n3\n", 100, why, sizeof(why)),
+			 CF_ERR_PARSE);
+	assert_string_equal(why, "line 3 (record 3): 1 fields; the header has 3");
 	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
+	/* A header and no rows: the header of the predictions alone. */
+	r = rows_new(&p, &model, N, &csv);
+	assert_int_equal(feed_rows(r, "x1,x2,x3\r\n", 100, why, sizeof(why)), CF_OK);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_buf_terminate(&csv), CF_OK);
+	assert_string_equal((const char *)csv.data, "prediction\r\n");
+	cf_buf_free(&csv);
 	/* The loader's grammars: numbers are what it would type INTEGER or REAL. */
 	static const char *const good[] = { "0", "-12", "1.5", "-0.0", "1e3", "2.5E-3",
 					    "9223372036854775807", "-9223372036854775808",
@@ -449,21 +506,113 @@ static void test_predict_from_table(void **state)
 					       "9223372036854775808" };
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		char text[96];
-		snprintf(text, sizeof(text), "x1,x2\n%s,\n", good[i]);
-		assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+		snprintf(text, sizeof(text), "x1,x2,x3\n%s,,1\n", good[i]);
+		r = rows_new(&p, &model, N, &csv);
 		if (feed_rows(r, text, 100, why, sizeof(why)) != CF_OK)
 			fail_msg("%s refused: %s", good[i], why);
 		cf_xgb_rows_free(r);
+		cf_buf_free(&csv);
 	}
 	for (size_t i = 0; i < sizeof(bad_num) / sizeof(bad_num[0]); i++) {
 		char text[96];
-		snprintf(text, sizeof(text), "x1,x2\n1,%s\n", bad_num[i]);
-		assert_int_equal(cf_xgb_rows_new(&p, N, 1u << 20, &r), CF_OK);
+		snprintf(text, sizeof(text), "x1,x2,x3\n1,%s,1\n", bad_num[i]);
+		r = rows_new(&p, &model, N, &csv);
 		if (feed_rows(r, text, 100, why, sizeof(why)) != CF_ERR_PARSE)
 			fail_msg("%s taken for a number", bad_num[i]);
 		assert_string_equal(why, "line 2 (record 2): feature 2 (column 2) is not a number");
 		cf_xgb_rows_free(r);
+		cf_buf_free(&csv);
 	}
+	cf_xgb_predict_free(&p);
+	cf_buf_free(&model);
+}
+
+/*
+ * Many blocks: 100000 rows (more than the predictor's ring holds, so the
+ * reader waits for it) predicted as XGBoost predicts them directly, in
+ * order with their ids; a failure in a later block (the output full, a
+ * bad value) stops the thread cleanly.
+ */
+#define MANY 100000
+static char *many_rows(int bad_at)
+{
+	cf_buf b;
+	cf_buf_init(&b, 1u << 26, false);
+	assert_int_equal(cf_buf_append_str(&b, "id,x1,x2,x3\r\n"), CF_OK);
+	for (int i = 0; i < MANY; i++) {
+		const float *x = &X[(i % N) * NF];
+		char x3[32] = "";
+		if (!isnan(x[2]))
+			snprintf(x3, sizeof(x3), "%.3f", (double)x[2]);
+		if (i == bad_at)
+			assert_int_equal(cf_buf_printf(&b, "%d,%.3f,x,%s\r\n", i, (double)x[0], x3),
+					 CF_OK);
+		else
+			assert_int_equal(cf_buf_printf(&b, "%d,%.3f,%d,%s\r\n", i, (double)x[0],
+						       (int)x[1], x3), CF_OK);
+	}
+	assert_int_equal(cf_buf_terminate(&b), CF_OK);
+	size_t len;
+	return (char *)cf_buf_steal(&b, &len);
+}
+
+static void test_predict_table_blocks(void **state)
+{
+	(void)state;
+	cf_xgb_predict p;
+	cf_xgb_rows *r;
+	cf_buf model, csv;
+	char why[256];
+	direct_model(&model);
+	DMatrixHandle dm = direct_matrix();
+	BoosterHandle b = load(model.data, model.len);
+	const float *want = predict(b, dm);
+	char *text = many_rows(-1);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"id\": \"id\", \"nthread\": 2}", &p);
+	r = rows_new(&p, &model, MANY, &csv);
+	cf_err rc = feed_rows(r, text, 65536, why, sizeof(why));
+	if (rc != CF_OK)
+		fail_msg("%s: %s", cf_errname(rc), why);
+	assert_int_equal(cf_xgb_rows_count(r), MANY);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_buf_terminate(&csv), CF_OK);
+	const char *at = (const char *)csv.data;
+	assert_true(strncmp(at, "id,prediction\r\n", 15) == 0);
+	at += 15;
+	for (int i = 0; i < MANY; i++) {
+		char *end, line[64];
+		assert_int_equal(strtol(at, &end, 10), i);
+		assert_int_equal(*end, ',');
+		int n = snprintf(line, sizeof(line), "%.9g\r\n", (double)want[i % N]);
+		if (strncmp(end + 1, line, (size_t)n) != 0)
+			fail_msg("row %d: %.20s, not %s", i, end + 1, line);
+		at = end + 1 + n;
+	}
+	assert_int_equal(*at, '\0');
+	cf_buf_free(&csv);
+
+	/* The output full after a few blocks: the thread's reason, the reader stopped. */
+	cf_buf_init(&csv, 1u << 20, true);
+	assert_int_equal(cf_xgb_rows_new(&p, model.data, model.len, MANY, &csv, &r, why,
+					 sizeof(why)), CF_OK);
+	assert_int_equal(feed_rows(r, text, 65536, why, sizeof(why)), CF_ERR_TOO_BIG);
+	assert_string_equal(why, "the predictions: the outputs are larger than 1 MiB together");
+	assert_true(cf_xgb_rows_count(r) < MANY);
+	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
+	free(text);
+
+	/* A bad value far in, while the thread predicts: the line; the thread stopped by free. */
+	text = many_rows(90000);
+	r = rows_new(&p, &model, MANY, &csv);
+	assert_int_equal(feed_rows(r, text, 65536, why, sizeof(why)), CF_ERR_PARSE);
+	assert_string_equal(why, "line 90002 (record 90002): feature 2 (column 3) is not a number");
+	cf_xgb_rows_free(r);
+	cf_buf_free(&csv);
+	free(text);
+	XGBoosterFree(b);
+	XGDMatrixFree(dm);
 	cf_xgb_predict_free(&p);
 	cf_buf_free(&model);
 }
@@ -1045,6 +1194,7 @@ int main(void)
 		cmocka_unit_test(test_train_matches_direct),
 		cmocka_unit_test(test_predict_matches_direct),
 		cmocka_unit_test(test_predict_from_table),
+		cmocka_unit_test(test_predict_table_blocks),
 		cmocka_unit_test(test_malformed_model),
 		cmocka_unit_test(test_train_errors),
 		cmocka_unit_test(test_train_budget),
