@@ -230,6 +230,22 @@ static bool special_unquoted(uint8_t c)
 	return c == ',' || c == '\n' || c == '\r' || c == '"' || c == '\0';
 }
 
+/*
+ * What a byte is to the fast path (fast_records): plain data, a field's
+ * end, a record's end, or anything that needs the slow path: a quote, NUL,
+ * CR (but the one of a CRLF, which fast_byte looks at itself) and every
+ * byte of 0x80 and up (UTF-8 to validate).
+ */
+enum { B_PLAIN, B_COMMA, B_LF, B_SLOW };
+
+#define B_SLOW8 B_SLOW, B_SLOW, B_SLOW, B_SLOW, B_SLOW, B_SLOW, B_SLOW, B_SLOW
+#define B_SLOW64 B_SLOW8, B_SLOW8, B_SLOW8, B_SLOW8, B_SLOW8, B_SLOW8, B_SLOW8, B_SLOW8
+
+static const uint8_t byte_class[256] = {
+	['\0'] = B_SLOW, ['\n'] = B_LF, ['\r'] = B_SLOW, ['"'] = B_SLOW, [','] = B_COMMA,
+	[0x80] = B_SLOW64, B_SLOW64,
+};
+
 static cf_err reader_fail(cf_csv_reader *r, cf_err rc, const char *fmt, ...) CF_PRINTF(3, 4);
 static cf_err reader_fail(cf_csv_reader *r, cf_err rc, const char *fmt, ...)
 {
@@ -302,6 +318,29 @@ static cf_err append(cf_csv_reader *r, const uint8_t *p, size_t n)
 	return CF_OK;
 }
 
+/*
+ * How many more bytes the current field can take before a limit refuses
+ * one. A run of bytes is cut there, so the limit that refuses is the one
+ * the first byte over it crosses, and the line is that byte's, however
+ * the input was split (a byte crossing both: the field's, as append()).
+ */
+static size_t room(const cf_csv_reader *r)
+{
+	size_t field = r->lim.max_field - (r->rec.len - r->field_start);
+	size_t record = r->lim.max_record - r->rec.len;
+	return field < record ? field : record;
+}
+
+/* The byte one over room(): what append() would say of it. */
+static cf_err over_limit(cf_csv_reader *r)
+{
+	if (r->rec.len - r->field_start == r->lim.max_field)
+		return reader_fail(r, CF_ERR_TOO_BIG, "field %zu is longer than %zu bytes",
+				   r->nfields + 1, r->lim.max_field);
+	return reader_fail(r, CF_ERR_TOO_BIG, "the record is longer than %zu bytes",
+			   r->lim.max_record);
+}
+
 static cf_err end_field(cf_csv_reader *r)
 {
 	size_t len = r->rec.len - r->field_start;
@@ -349,23 +388,138 @@ static cf_err end_line(cf_csv_reader *r)
 	return rc;
 }
 
+/*
+ * The fast path: records at the start of p that lie whole in it and hold
+ * only plain bytes (byte_class), so that their fields can be handed over
+ * in place: no copy into rec (fields are valid during the callback only
+ * anyway), no UTF-8 check (ASCII is UTF-8). It holds them to the same
+ * limits as the slow path; a record that would break one, or that is not
+ * plain, or that does not end in p, is left whole to the slow path, which
+ * then says exactly what it always says. Called at a record's start only.
+ *
+ * It reads p eight bytes at a time and stops only at bytes up to ',' and
+ * from 0x80, which hold every byte that is not plain (and a few that
+ * are: tab and other controls, space, '!', '#' to '+'). On numeric data (a comma every few
+ * bytes, bench/seed_inference) that measured 2.9 ns a field, against
+ * 7.0 for a loop over byte_class and 7.7 for memchr to the line end then
+ * that loop: the loops pay a mispredicted branch at almost every field.
+ */
+typedef struct fast_state {
+	size_t start;  /* the current field's first byte */
+	size_t k;      /* fields so far */
+	size_t total;  /* their bytes, as rec.len would be */
+	size_t done;   /* bytes of the records handed over */
+} fast_state;
+
+/* Byte q of p, which may end a field or the record: false to stop. */
+static inline bool fast_byte(cf_csv_reader *r, const uint8_t *p, size_t n, size_t q,
+			     fast_state *st, cf_err *rc)
+{
+	uint8_t c = byte_class[p[q]];
+	if (c == B_PLAIN)
+		return true;
+	/* A CR is fine as the first half of a CRLF only (the LF drops it). */
+	if (c == B_SLOW)
+		return p[q] == '\r' && q + 1 < n && p[q + 1] == '\n';
+	size_t len = q - st->start;
+	if (c == B_LF && len > 0 && p[q - 1] == '\r')
+		len--;
+	/* As end_field() and append() would refuse it. */
+	if (st->k == r->lim.max_columns || len > r->lim.max_field ||
+	    len > r->lim.max_record - st->total)
+		return false;
+	st->total += len;
+	r->view[st->k++] = (cf_csv_field){ (const char *)p + st->start, len, false };
+	st->start = q + 1;
+	if (c != B_LF)
+		return true;
+	/* As end_line() after a slow record; rec is empty and was wiped. */
+	r->record_line = r->line;
+	r->records++;
+	cf_err e = r->fn(r->arg, r->view, st->k, r->records, r->record_line);
+	r->line++;
+	st->done = q + 1;
+	st->k = 0;
+	st->total = 0;
+	if (e != CF_OK) {
+		r->failed = e;
+		r->why[0] = '\0';
+		*rc = e;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Eight bytes, the first in the low bits whatever the machine's order
+ * (gcc 12 does not merge a loop of shifts into one load: 4.1 ns a field).
+ */
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t w;
+	memcpy(&w, p, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+#define ONES 0x0101010101010101ull
+#define HIGH 0x8080808080808080ull
+
+/* Returns the bytes consumed; *rc is set if the callback failed. */
+static size_t fast_records(cf_csv_reader *r, const uint8_t *p, size_t n, cf_err *rc)
+{
+	fast_state st = { 0, 0, 0, 0 };
+	size_t j = 0;
+	for (; n - j >= 8; j += 8) {
+		uint64_t w = load_le64(p + j);
+		/*
+		 * The high bit of each byte up to ',' (0x2c) or from 0x80:
+		 * with its high bit cleared, a byte plus 0x53 reaches 0x80
+		 * only if it is past ',', and no carry crosses into the next.
+		 */
+		uint64_t stop = (~((w & ~HIGH) + ONES * 0x53) | w) & HIGH;
+		while (stop) {
+			size_t q = j + ((size_t)__builtin_ctzll(stop) >> 3);
+			stop &= stop - 1;
+			if (!fast_byte(r, p, n, q, &st, rc))
+				return st.done;
+		}
+	}
+	for (; j < n; j++) {
+		if (!fast_byte(r, p, n, j, &st, rc))
+			return st.done;
+	}
+	return st.done;
+}
+
 static cf_err process(cf_csv_reader *r, const uint8_t *p, size_t n)
 {
 	cf_err rc = CF_OK;
 	size_t i = 0;
 	while (i < n && rc == CF_OK) {
+		if (r->state == S_FIELD && !r->in_record && r->nfields == 0 && r->bom_done) {
+			i += fast_records(r, p + i, n - i, &rc);
+			if (i == n || rc != CF_OK)
+				break;
+		}
 		if (r->state == S_UNQUOTED) {
-			size_t j = i;
-			while (j < n && !special_unquoted(p[j]))
+			size_t j = i, end = n - i > room(r) ? i + room(r) : n;
+			while (j < end && !special_unquoted(p[j]))
 				j++;
 			if (j > i && (rc = append(r, p + i, j - i)) != CF_OK)
 				break;
 			i = j;
 			if (i == n)
 				break;
+			if (!special_unquoted(p[i])) {
+				rc = over_limit(r);
+				break;
+			}
 		} else if (r->state == S_QUOTED) {
-			size_t j = i;
-			while (j < n && p[j] != '"' && p[j] != '\0') {
+			size_t j = i, end = n - i > room(r) ? i + room(r) : n;
+			while (j < end && p[j] != '"' && p[j] != '\0') {
 				if (p[j] == '\n')
 					r->line++;
 				j++;
@@ -375,6 +529,12 @@ static cf_err process(cf_csv_reader *r, const uint8_t *p, size_t n)
 			i = j;
 			if (i == n)
 				break;
+			if (p[i] != '"' && p[i] != '\0') {
+				if (p[i] == '\n')
+					r->line++;
+				rc = over_limit(r);
+				break;
+			}
 		}
 		uint8_t c = p[i++];
 		if (c == '\0') {
@@ -669,7 +829,8 @@ static sqlite3_int64 integer_value(const char *p, size_t n)
  * the shape is known good. INTEGER values are bound as integers; REAL and
  * TEXT ones as the text that was read, which the column's affinity turns
  * into a REAL exactly as CAST(... AS REAL) would. The fields live in the
- * reader's buffer until the callback returns, so nothing is copied.
+ * reader's buffer or the chunk being read until the callback returns, so
+ * nothing is copied.
  */
 static cf_err on_insert(void *arg, const cf_csv_field *f, size_t n, uint64_t record,
 			uint64_t line)

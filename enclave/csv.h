@@ -11,8 +11,12 @@
  * unquoted field or text after a closing quote, an unterminated quote, a
  * CR not followed by LF (CR-only files), a NUL byte, a field that is not
  * UTF-8, and anything over the limits (field bytes, record bytes,
- * columns, rows). Fields are kept in one secret buffer, wiped after each
- * record. An empty line is a record of one empty field.
+ * columns, rows). A record of plain ASCII (no quote, NUL or lone CR)
+ * that lies whole in one write is handed over in place, pointing into
+ * that write; other records are kept in one secret buffer, wiped after
+ * each record. Either way the records, errors and limits are the same
+ * however the input is split. An empty line is a record of one empty
+ * field.
  *
  * The loader takes the first record as the column names and each later
  * record as a row, which must have exactly as many fields. It reads the

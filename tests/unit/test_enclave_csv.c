@@ -1,7 +1,8 @@
 /*
  * enclave/csv: the RFC 4180 reader against well-formed and hostile input
  * (every split of the input, quotes, CRLF, embedded newlines, BOM, NUL,
- * CR-only lines, bad UTF-8, limits), and the loader: header checks
+ * CR-only lines, bad UTF-8, limits), its two paths (in place and copied)
+ * against each other on random documents, and the loader: header checks
  * (duplicate, empty, reserved and odd names), ragged rows, type
  * inference with its exact grammars, batching, and that no error message
  * ever carries a value or a column name.
@@ -243,6 +244,378 @@ static void test_reader_sticky_failure(void **state)
 	assert_int_equal(cf_csv_reader_new(&bad, stop_at_two, NULL, &r), CF_ERR_ARG);
 	assert_int_equal(cf_csv_reader_new(NULL, NULL, NULL, &r), CF_ERR_ARG);
 	cf_csv_reader_free(NULL);
+}
+
+/*
+ * --- the reader, differentially ---
+ *
+ * The reader has two paths: records of plain bytes that lie whole in one
+ * write are handed over in place, anything else goes through the byte by
+ * byte state machine, which copies. Random documents (fixed seeds) are
+ * read at once (mostly in place), a byte per write (never in place but
+ * for empty lines) and in random pieces; the three must say exactly the
+ * same: each record's number, line and fields, and the end (the return
+ * code and the error text). Valid documents are also checked against
+ * what the generator meant, and their exact limits must pass while one
+ * less must fail.
+ */
+
+/* splitmix64: every document comes from a fixed seed, so a failure replays. */
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static size_t below(uint64_t *s, size_t n)
+{
+	return (size_t)(rnd(s) % n);
+}
+
+static void put(cf_buf *b, const void *p, size_t n)
+{
+	assert_int_equal(cf_buf_append(b, p, n), CF_OK);
+}
+
+#define PUT(b, lit) put(b, lit, sizeof(lit) - 1)
+
+/* Everything the reader says of a document, as text. */
+typedef struct trace {
+	cf_buf out;
+	uintptr_t lo, hi;  /* the input: fields pointing into it were handed over in place */
+	size_t in_place;   /* non-empty fields handed over in place */
+	size_t copied;     /* and from the reader's copy */
+} trace;
+
+static cf_err trace_record(void *arg, const cf_csv_field *f, size_t n, uint64_t record,
+			   uint64_t line)
+{
+	trace *t = arg;
+	assert_int_equal(cf_buf_printf(&t->out, "record %llu line %llu fields %zu\n",
+				       (unsigned long long)record, (unsigned long long)line, n),
+			 CF_OK);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(cf_buf_printf(&t->out, " %c%zu:", f[i].quoted ? 'q' : 'u',
+					       f[i].len), CF_OK);
+		put(&t->out, f[i].data, f[i].len);
+		PUT(&t->out, "\n");
+		uintptr_t a = (uintptr_t)f[i].data;
+		if (f[i].len && a >= t->lo && a + f[i].len <= t->hi)
+			t->in_place++;
+		else if (f[i].len)
+			t->copied++;
+	}
+	return CF_OK;
+}
+
+/* How a document is written to the reader; STEPS: in pieces of `seed` bytes. */
+enum { AT_ONCE, BYTEWISE, PIECES, STEPS };
+
+static void run(const cf_buf *doc, const cf_csv_limits *lim, int mode, uint64_t seed, trace *t)
+{
+	cf_csv_reader *r = NULL;
+	const uint8_t *p = doc->data;
+	size_t len = doc->len, off = 0;
+	cf_err rc = CF_OK;
+	memset(t, 0, sizeof(*t));
+	cf_buf_init(&t->out, 1u << 26, false);
+	t->lo = (uintptr_t)p;
+	t->hi = t->lo + len;
+	assert_int_equal(cf_csv_reader_new(lim, trace_record, t, &r), CF_OK);
+	while (rc == CF_OK && off < len) {
+		size_t k = len - off;
+		if (mode == BYTEWISE)
+			k = 1;
+		else if (mode == PIECES)
+			k = 1 + below(&seed, below(&seed, 4) ? 24 : 400);
+		else if (mode == STEPS)
+			k = (size_t)seed;
+		if (k > len - off)
+			k = len - off;
+		rc = cf_csv_reader_feed(r, p + off, k);
+		off += k;
+	}
+	if (rc == CF_OK)
+		rc = cf_csv_reader_finish(r);
+	assert_int_equal(cf_buf_printf(&t->out, "end %d: %s\n", (int)rc, cf_csv_reader_error(r)),
+			 CF_OK);
+	cf_csv_reader_free(r);
+}
+
+typedef struct doc {
+	cf_buf text;        /* the CSV */
+	cf_buf want;        /* what trace_record must say of it, unless broken */
+	size_t max_field;   /* the largest field, record (field bytes) and column count in it */
+	size_t max_record;
+	size_t max_columns;
+	bool broken;        /* hazards put in: only the reads are compared */
+} doc;
+
+/* Non-ASCII pieces; U+FEFF only in quotes (at the start it would be a BOM). */
+static const char *const utf8_pieces[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+					   "\xef\xbb\xbf" };
+
+static void gen_unquoted(uint64_t *s, cf_buf *v, bool ascii)
+{
+	static const char chars[] = "0123456789012345678901234567890123456789-.eE abcxyz";
+	size_t n = below(s, 5) == 0 ? 0 : 1 + below(s, below(s, 8) ? 9 : 40);
+	for (size_t i = 0; i < n; i++) {
+		if (!ascii && below(s, 4) == 0) {
+			const char *u = utf8_pieces[below(s, 3)];
+			put(v, u, strlen(u));
+		} else {
+			put(v, &chars[below(s, sizeof(chars) - 1)], 1);
+		}
+	}
+}
+
+static void gen_quoted(uint64_t *s, cf_buf *text, cf_buf *v, uint64_t *line)
+{
+	size_t n = below(s, 7);
+	PUT(text, "\"");
+	for (size_t i = 0; i < n; i++) {
+		switch (below(s, 8)) {
+		case 0:
+			PUT(text, ",");
+			PUT(v, ",");
+			break;
+		case 1:
+			PUT(text, "\n");
+			PUT(v, "\n");
+			++*line;
+			break;
+		case 2:
+			PUT(text, "\r\n");
+			PUT(v, "\r\n");
+			++*line;
+			break;
+		case 3:
+			PUT(text, "\"\"");
+			PUT(v, "\"");
+			break;
+		case 4: {
+			const char *u = utf8_pieces[below(s, 4)];
+			put(text, u, strlen(u));
+			put(v, u, strlen(u));
+			break;
+		}
+		default: {
+			cf_buf plain;
+			cf_buf_init(&plain, 1024, false);
+			gen_unquoted(s, &plain, true);
+			put(text, plain.data, plain.len);
+			put(v, plain.data, plain.len);
+			cf_buf_free(&plain);
+			break;
+		}
+		}
+	}
+	PUT(text, "\"");
+}
+
+/* Puts bytes at a random place in the text. */
+static void insert(uint64_t *s, cf_buf *text, const void *p, size_t n)
+{
+	cf_buf out;
+	size_t at = below(s, text->len + 1);
+	cf_buf_init(&out, text->max, false);
+	if (at)
+		put(&out, text->data, at);
+	put(&out, p, n);
+	if (text->len > at)
+		put(&out, text->data + at, text->len - at);
+	cf_buf_free(text);
+	*text = out;
+}
+
+static void gen_doc(uint64_t *s, doc *d)
+{
+	uint64_t line = 1;
+	cf_buf v;
+	memset(d, 0, sizeof(*d));
+	cf_buf_init(&d->text, 1u << 24, false);
+	cf_buf_init(&d->want, 1u << 24, false);
+	cf_buf_init(&v, 1u << 20, false);
+	if (below(s, 8) == 0)
+		PUT(&d->text, "\xef\xbb\xbf");
+	size_t nrec = below(s, 6) == 0 ? below(s, 300) : below(s, 12);
+	for (size_t k = 0; k < nrec; k++) {
+		/* 0: an empty line; 1-5: plain (numbers); 6-7: some quoted; 8-9: some UTF-8. */
+		size_t kind = below(s, 10), total = 0;
+		size_t nf = kind == 0 ? 1 : 1 + below(s, below(s, 8) ? 6 : 45);
+		uint64_t first = line;
+		bool empty = false;
+		cf_buf fields;
+		cf_buf_init(&fields, 1u << 20, false);
+		for (size_t i = 0; i < nf; i++) {
+			bool quoted = kind >= 6 && kind <= 7 && below(s, 3) == 0;
+			cf_buf_reset(&v);
+			if (i)
+				PUT(&d->text, ",");
+			if (quoted) {
+				gen_quoted(s, &d->text, &v, &line);
+			} else {
+				if (kind != 0)
+					gen_unquoted(s, &v, kind < 8 || below(s, 2));
+				if (v.len)
+					put(&d->text, v.data, v.len);
+			}
+			empty = nf == 1 && !quoted && v.len == 0;
+			assert_int_equal(cf_buf_printf(&fields, " %c%zu:", quoted ? 'q' : 'u', v.len),
+					 CF_OK);
+			if (v.len)
+				put(&fields, v.data, v.len);
+			PUT(&fields, "\n");
+			total += v.len;
+			if (v.len > d->max_field)
+				d->max_field = v.len;
+		}
+		/* The last line break is optional, but for an empty line: it would be no record. */
+		if (k + 1 < nrec || below(s, 2) || empty) {
+			if (below(s, 3) == 0)
+				PUT(&d->text, "\r\n");
+			else
+				PUT(&d->text, "\n");
+			line++;
+		}
+		assert_int_equal(cf_buf_printf(&d->want, "record %zu line %llu fields %zu\n", k + 1,
+					       (unsigned long long)first, nf), CF_OK);
+		if (fields.len)
+			put(&d->want, fields.data, fields.len);
+		cf_buf_free(&fields);
+		if (total > d->max_record)
+			d->max_record = total;
+		if (nf > d->max_columns)
+			d->max_columns = nf;
+	}
+	PUT(&d->want, "end 0: \n");
+	cf_buf_free(&v);
+	/* A third of the documents get hazards: each read must fail (or not) the same way. */
+	if (below(s, 3) == 0) {
+		static const char *const hazards[] = { "\r", "\"", "x", "\xff", "\xe2\x82",
+						       "\xed\xa0\x80", "\xc0\xaf", "\n", ",", "\"x" };
+		size_t nh = 1 + below(s, 3);
+		d->broken = true;
+		for (size_t i = 0; i < nh; i++) {
+			size_t h = below(s, 12);
+			if (h == 10)
+				insert(s, &d->text, "", 1); /* NUL */
+			else if (h == 11 && d->text.len)
+				d->text.len = below(s, d->text.len); /* cut short */
+			else if (h < 10)
+				insert(s, &d->text, hazards[h], strlen(hazards[h]));
+		}
+	}
+}
+
+static void same(const trace *a, const trace *b, uint64_t seed, size_t lim, int mode)
+{
+	if (a->out.len == b->out.len && memcmp(a->out.data, b->out.data, a->out.len) == 0)
+		return;
+	fail_msg("document %llu, limits %zu, read %d:\n--- want\n%.*s--- got\n%.*s",
+		 (unsigned long long)seed, lim, mode, (int)a->out.len, (const char *)a->out.data,
+		 (int)b->out.len, (const char *)b->out.data);
+}
+
+static void test_reader_differential(void **state)
+{
+	(void)state;
+	size_t in_place = 0, copied = 0, over = 0;
+	for (uint64_t seed = 1; seed <= 3000; seed++) {
+		uint64_t s = seed;
+		doc d;
+		gen_doc(&s, &d);
+		/* The defaults; the document's own maxima; one of them less one; tiny ones. */
+		cf_csv_limits lims[4];
+		cf_csv_limits_default(&lims[0]);
+		lims[1] = lims[0];
+		lims[1].max_field = d.max_field ? d.max_field : 1;
+		lims[1].max_record = d.max_record ? d.max_record : 1;
+		lims[1].max_columns = d.max_columns ? d.max_columns : 1;
+		lims[2] = lims[1];
+		size_t which = below(&s, 3);
+		bool less = (which == 0 && lims[2].max_field > 1) ||
+			    (which == 1 && lims[2].max_record > 1) ||
+			    (which == 2 && lims[2].max_columns > 1);
+		if (less) {
+			if (which == 0)
+				lims[2].max_field--;
+			else if (which == 1)
+				lims[2].max_record--;
+			else
+				lims[2].max_columns--;
+		}
+		lims[3] = lims[0];
+		lims[3].max_field = 1 + below(&s, 16);
+		lims[3].max_record = 1 + below(&s, 48);
+		lims[3].max_columns = 1 + below(&s, 8);
+		for (size_t l = 0; l < 4; l++) {
+			trace t[4];
+			run(&d.text, &lims[l], AT_ONCE, 0, &t[0]);
+			run(&d.text, &lims[l], BYTEWISE, 0, &t[1]);
+			run(&d.text, &lims[l], PIECES, seed, &t[2]);
+			run(&d.text, &lims[l], PIECES, ~seed, &t[3]);
+			for (int m = 1; m < 4; m++)
+				same(&t[0], &t[m], seed, l, m);
+			if (!d.broken && l < 2)
+				same(&(trace){ .out = d.want }, &t[0], seed, l, AT_ONCE);
+			if (!d.broken && l == 2 && less) {
+				char end[64];
+				snprintf(end, sizeof(end), "end %d: line ", (int)CF_ERR_TOO_BIG);
+				if (!memmem(t[0].out.data, t[0].out.len, end, strlen(end)))
+					fail_msg("document %llu: one under its maxima passes",
+						 (unsigned long long)seed);
+				over++;
+			}
+			/* Byte by byte, only an empty line ever ends within one write. */
+			assert_int_equal(t[1].in_place, 0);
+			in_place += t[0].in_place;
+			copied += t[0].copied;
+			for (int m = 0; m < 4; m++)
+				cf_buf_free(&t[m].out);
+		}
+		cf_buf_free(&d.text);
+		cf_buf_free(&d.want);
+	}
+	/* Both paths ran, and the limits were crossed. */
+	assert_true(in_place > 1000);
+	assert_true(copied > 1000);
+	assert_true(over > 500);
+}
+
+/* Which records are handed over in place: only plain ones that end within a write. */
+static void test_reader_in_place(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		size_t step;
+		size_t in_place, copied;
+	} cases[] = {
+		{ "a,b\n1,22\r\n\n,x\n", 0, 5, 0 },
+		{ "a,b\n1,22\r\n\n,x\n", 1, 0, 5 },
+		{ "a,b\n1,22\r\n\n,x\n", 5, 3, 2 },   /* "a,b\n1" ",22\r\n" "\n,x\n" */
+		{ "a,\"q\"\nb,c\n", 0, 2, 2 },         /* a quote: that record is copied */
+		{ "\xc3\xa9\nb,c\r\n", 0, 2, 1 },      /* non-ASCII */
+		{ "c\na\rb\n", 0, 1, 0 },              /* a bare CR: refused in the copy */
+		{ "a\nb", 0, 1, 1 },                   /* no last line break: read at the end */
+		{ "\xef\xbb\xbf" "a,b\n", 0, 2, 0 },   /* after a BOM */
+		{ "d\nab\"c\ne\n", 0, 1, 0 },          /* refused in the copy, nothing after */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cf_buf in;
+		trace t;
+		cf_buf_init(&in, 1024, false);
+		put(&in, cases[i].in, strlen(cases[i].in));
+		run(&in, NULL, cases[i].step ? STEPS : AT_ONCE, cases[i].step, &t);
+		if (t.in_place != cases[i].in_place || t.copied != cases[i].copied)
+			fail_msg("case %zu: %zu in place, %zu copied:\n%.*s", i, t.in_place, t.copied,
+				 (int)t.out.len, (const char *)t.out.data);
+		cf_buf_free(&t.out);
+		cf_buf_free(&in);
+	}
 }
 
 /* --- values and names --- */
@@ -584,6 +957,8 @@ int main(void)
 		cmocka_unit_test(test_reader_hostile),
 		cmocka_unit_test(test_reader_limits),
 		cmocka_unit_test(test_reader_sticky_failure),
+		cmocka_unit_test(test_reader_differential),
+		cmocka_unit_test(test_reader_in_place),
 		cmocka_unit_test(test_grammars),
 		cmocka_unit_test(test_load_types),
 		cmocka_unit_test(test_load_values),
