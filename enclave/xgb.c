@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -733,51 +734,67 @@ static cf_err load_model(const cf_xgb_predict *p, const uint8_t *model, size_t m
  * --- the predictor: blocks of rows predicted while the next are read ---
  *
  * The reader (a query's rows, or a CSV input as it is decrypted) fills
- * blocks of rows in a ring of RING; a second thread predicts each full
- * block in place (XGBoost's array interface: no DMatrix copy), appends its
- * lines to the CSV, wipes it and hands it back. So reading overlaps
- * predicting, and the rows' matrix never exists whole: memory holds RING
- * blocks whatever the input's size. The reader, the faster side, waits
- * while every block is full.
+ * blocks of rows in a ring; worker threads, one per core the task allows
+ * (function.nthread), each with its own single-threaded booster, take the
+ * full blocks in turn, predict each in place (XGBoost's array interface:
+ * no DMatrix copy), write its lines and wipe it; the lines are committed
+ * to the CSV in block order. So reading overlaps predicting with every
+ * core busy (no OpenMP team waiting on a preempted member), and the rows'
+ * matrix never exists whole: memory holds the ring, whatever the input's
+ * size. The reader waits while the ring is full.
  */
-enum { RING = 4, BLOCK_MAX_ROWS = 16384, BLOCK_BYTES = 4 << 20, BLOCK_MIN_ROWS = 64 };
+enum { BLOCK_MAX_ROWS = 16384, BLOCK_BYTES = 4 << 20, BLOCK_MIN_ROWS = 64, MAX_WORKERS = 16 };
+
+enum { SLOT_FREE, SLOT_READY, SLOT_BUSY, SLOT_DONE };
 
 typedef struct block {
+	int state;      /* FREE while the reader fills it */
 	float *x;       /* block_rows x ncols, NaN = missing */
 	size_t rows;
 	cf_buf ids;     /* the rows' ids as CSV fields, back to back */
 	size_t *id_end; /* the end of each row's id in ids */
+	cf_buf out;     /* its lines of the CSV, until committed */
+	bst_ulong per;  /* values per row */
 } block;
 
-typedef struct predictor {
+typedef struct predictor predictor;
+
+typedef struct worker {
+	predictor *pr;
+	BoosterHandle booster;
+	pthread_t thread;
+	bool running;
+} worker;
+
+struct predictor {
 	bool started;
-	BoosterHandle booster;       /* owned */
-	size_t ncols, block_rows;
+	worker workers[MAX_WORKERS];
+	size_t nworkers;
+	size_t ncols, block_rows, nslots;
+	block *ring;
 	const char *id_name;         /* NULL: no id column */
 	const char *model_name;
 	uint64_t rows, max_rows;
-	cf_buf *csv;                 /* the thread's until it is joined */
+	cf_buf *csv;                 /* the workers' until they are joined */
 	bst_ulong per;               /* values per row, from the first block */
 	bool header_done;
-	block ring[RING];
-	uint64_t produced, consumed; /* blocks handed over; blocks predicted */
-	bool input_done, stop, running;
-	cf_err failed;               /* the thread's failure, and why */
+	uint64_t produced, taken, committed; /* blocks handed over, taken, in the CSV */
+	bool input_done, stop;
+	cf_err failed;               /* a worker's first failure, and why */
 	char why[200];
-	double predict_s, wait_s;    /* the thread predicting; the reader waiting for it */
-	pthread_t thread;
+	char rwhy[200];              /* why the reader's last call failed */
+	double predict_s, wait_s;    /* the workers predicting; the reader waiting */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-} predictor;
+};
 
-static cf_err predictor_fail(predictor *pr, cf_err rc, const char *fmt, ...) CF_PRINTF(3, 4);
-static cf_err predictor_fail(predictor *pr, cf_err rc, const char *fmt, ...)
+static void say(char *why, size_t whylen, const char *fmt, ...) CF_PRINTF(3, 4);
+static void say(char *why, size_t whylen, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(pr->why, sizeof(pr->why), fmt, ap);
+	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
-	return rc;
 }
 
 static cf_err csv_header(predictor *pr)
@@ -800,20 +817,21 @@ static cf_err csv_header(predictor *pr)
 	return rc;
 }
 
-static cf_err csv_full(predictor *pr, cf_err rc)
+static void csv_full(const cf_buf *csv, cf_err rc, char *why, size_t whylen)
 {
-	size_t max = pr->csv->max;
-	if (rc == CF_ERR_TOO_BIG && max % (1u << 20) == 0)
-		return predictor_fail(pr, rc, "the predictions: the outputs are larger than %zu "
-				      "MiB together", max >> 20);
-	if (rc == CF_ERR_TOO_BIG)
-		return predictor_fail(pr, rc, "the predictions: the outputs are larger than %zu "
-				      "bytes together", max);
-	return predictor_fail(pr, rc, "the predictions: %s", cf_strerror(rc));
+	if (rc == CF_ERR_TOO_BIG && csv->max % (1u << 20) == 0)
+		say(why, whylen, "the predictions: the outputs are larger than %zu MiB together",
+		    csv->max >> 20);
+	else if (rc == CF_ERR_TOO_BIG)
+		say(why, whylen, "the predictions: the outputs are larger than %zu bytes together",
+		    csv->max);
+	else
+		say(why, whylen, "the predictions: %s", cf_strerror(rc));
 }
 
-/* Predicts one block into the CSV, then wipes it (on the predictor's thread). */
-static cf_err predict_block(predictor *pr, block *b)
+/* Predicts one block into its lines, then wipes its rows (on a worker, unlocked). */
+static cf_err predict_block(const predictor *pr, BoosterHandle booster, block *b, char *why,
+			    size_t whylen)
 {
 	const bst_ulong *shape;
 	bst_ulong dim, per = 1;
@@ -823,27 +841,24 @@ static cf_err predict_block(predictor *pr, block *b)
 	snprintf(array, sizeof(array), "{\"data\":[%llu,true],\"shape\":[%zu,%zu],"
 		 "\"typestr\":\"<f4\",\"version\":3}",
 		 (unsigned long long)(uintptr_t)b->x, b->rows, pr->ncols);
-	int failed = XGBoosterPredictFromDense(pr->booster, array, predict_config, NULL, &shape,
-					       &dim, &res);
+	int failed = XGBoosterPredictFromDense(booster, array, predict_config, NULL, &shape, &dim,
+					       &res);
 	OPENSSL_cleanse(b->x, b->rows * pr->ncols * sizeof(float));
-	if (failed || dim < 1 || shape[0] != b->rows)
-		return predictor_fail(pr, CF_ERR_PARSE, "XGBoost does not predict with the model "
-				      "input %s", pr->model_name);
+	if (failed || dim < 1 || shape[0] != b->rows) {
+		say(why, whylen, "XGBoost does not predict with the model input %s", pr->model_name);
+		return CF_ERR_PARSE;
+	}
 	for (bst_ulong d = 1; d < dim; d++)
 		per *= shape[d];
-	if (per == 0)
-		return predictor_fail(pr, CF_ERR_PARSE, "the model predicts nothing");
-	if (!pr->header_done) {
-		pr->per = per;
-		if ((rc = csv_header(pr)) != CF_OK)
-			return csv_full(pr, rc);
-	} else if (per != pr->per) {
-		return predictor_fail(pr, CF_ERR_PARSE, "the model's predictions changed shape");
+	if (per == 0) {
+		say(why, whylen, "the model predicts nothing");
+		return CF_ERR_PARSE;
 	}
+	b->per = per;
 	for (size_t i = 0; rc == CF_OK && i < b->rows; i++) {
 		if (pr->id_name) {
 			size_t start = i ? b->id_end[i - 1] : 0;
-			rc = cf_buf_append(pr->csv, b->ids.data + start, b->id_end[i] - start);
+			rc = cf_buf_append(&b->out, b->ids.data + start, b->id_end[i] - start);
 		}
 		for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
 			/* ",%.9g": a float32 exactly; the comma only after something. */
@@ -851,82 +866,99 @@ static cf_err predict_block(predictor *pr, block *b)
 			int n = snprintf(num + 1, sizeof(num) - 1, "%.9g", (double)res[i * per + c]);
 			bool comma = pr->id_name || c;
 			num[0] = ',';
-			rc = cf_buf_append(pr->csv, comma ? num : num + 1, (size_t)n + comma);
+			rc = cf_buf_append(&b->out, comma ? num : num + 1, (size_t)n + comma);
 		}
 		if (rc == CF_OK)
-			rc = cf_buf_append(pr->csv, "\r\n", 2);
+			rc = cf_buf_append(&b->out, "\r\n", 2);
 	}
 	cf_buf_reset(&b->ids);
-	b->rows = 0;
-	return rc == CF_OK ? CF_OK : csv_full(pr, rc);
+	if (rc != CF_OK)
+		csv_full(pr->csv, rc, why, whylen);
+	return rc;
 }
 
-static void *predictor_main(void *arg)
+/* Appends the finished blocks to the CSV in order, freeing their slots (locked). */
+static cf_err commit(predictor *pr, char *why, size_t whylen)
 {
-	predictor *pr = arg;
+	cf_err rc = CF_OK;
+	while (rc == CF_OK && pr->committed < pr->taken) {
+		block *b = &pr->ring[pr->committed % pr->nslots];
+		if (b->state != SLOT_DONE)
+			break;
+		if (!pr->header_done) {
+			pr->per = b->per;
+			rc = csv_header(pr);
+		} else if (b->per != pr->per) {
+			say(why, whylen, "the model's predictions changed shape");
+			return CF_ERR_PARSE;
+		}
+		if (rc == CF_OK)
+			rc = cf_buf_append(pr->csv, b->out.data, b->out.len);
+		if (rc != CF_OK)
+			csv_full(pr->csv, rc, why, whylen);
+		cf_buf_reset(&b->out);
+		b->rows = 0;
+		b->state = SLOT_FREE;
+		pr->committed++;
+	}
+	return rc;
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	predictor *pr = w->pr;
+	char why[sizeof(pr->why)];
 	pthread_mutex_lock(&pr->lock);
 	for (;;) {
-		while (pr->consumed == pr->produced && !pr->input_done && !pr->stop)
+		while (pr->taken == pr->produced && !pr->input_done && !pr->stop && !pr->failed)
 			pthread_cond_wait(&pr->cond, &pr->lock);
-		if (pr->stop || pr->consumed == pr->produced)
+		if (pr->stop || pr->failed || pr->taken == pr->produced)
 			break;
-		block *b = &pr->ring[pr->consumed % RING];
+		block *b = &pr->ring[pr->taken++ % pr->nslots];
+		b->state = SLOT_BUSY;
 		pthread_mutex_unlock(&pr->lock);
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		cf_err rc = predict_block(pr, b);
+		cf_err rc = predict_block(pr, w->booster, b, why, sizeof(why));
 		pthread_mutex_lock(&pr->lock);
 		pr->predict_s += since(&t0);
-		pr->consumed++;
-		pthread_cond_broadcast(&pr->cond);
-		if (rc != CF_OK) {
+		b->state = SLOT_DONE;
+		if (rc == CF_OK)
+			rc = commit(pr, why, sizeof(why));
+		if (rc != CF_OK && !pr->failed) {
 			pr->failed = rc;
-			break;
+			memcpy(pr->why, why, sizeof(why));
 		}
+		pthread_cond_broadcast(&pr->cond);
 	}
 	pthread_mutex_unlock(&pr->lock);
 	return NULL;
 }
 
-/* Takes the booster (freed with the predictor, started or not) and starts the thread. */
-static cf_err predictor_start(predictor *pr, BoosterHandle booster, size_t ncols,
-			     const char *id_name, const char *model_name, uint64_t max_rows,
-			     cf_buf *csv)
+/* Stops and joins the workers. */
+static void predictor_join(predictor *pr, bool stop)
 {
-	memset(pr, 0, sizeof(*pr));
-	pr->started = true;
-	pr->booster = booster;
-	pr->ncols = ncols;
-	pr->id_name = id_name;
-	pr->model_name = model_name;
-	pr->max_rows = max_rows;
-	pr->csv = csv;
-	size_t rows = BLOCK_BYTES / (ncols * sizeof(float));
-	pr->block_rows = rows > BLOCK_MAX_ROWS ? BLOCK_MAX_ROWS
-			 : rows < BLOCK_MIN_ROWS ? BLOCK_MIN_ROWS : rows;
-	for (size_t i = 0; i < RING; i++)
-		cf_buf_init(&pr->ring[i].ids, csv->max, true);
-	pthread_mutex_init(&pr->lock, NULL);
-	pthread_cond_init(&pr->cond, NULL);
-	if (pthread_create(&pr->thread, NULL, predictor_main, pr) != 0)
-		return CF_ERR_NOMEM;
-	pr->running = true;
-	return CF_OK;
+	pthread_mutex_lock(&pr->lock);
+	if (stop)
+		pr->stop = true;
+	pr->input_done = true;
+	pthread_cond_broadcast(&pr->cond);
+	pthread_mutex_unlock(&pr->lock);
+	for (size_t i = 0; i < pr->nworkers; i++) {
+		if (pr->workers[i].running)
+			pthread_join(pr->workers[i].thread, NULL);
+		pr->workers[i].running = false;
+	}
 }
 
-/* Stops the thread if it runs, wipes and frees everything. */
+/* Stops the workers if they run, wipes and frees everything. */
 static void predictor_free(predictor *pr)
 {
 	if (!pr->started)
 		return;
-	if (pr->running) {
-		pthread_mutex_lock(&pr->lock);
-		pr->stop = true;
-		pthread_cond_broadcast(&pr->cond);
-		pthread_mutex_unlock(&pr->lock);
-		pthread_join(pr->thread, NULL);
-	}
-	for (size_t i = 0; i < RING; i++) {
+	predictor_join(pr, true);
+	for (size_t i = 0; pr->ring && i < pr->nslots; i++) {
 		block *b = &pr->ring[i];
 		if (b->x) {
 			OPENSSL_cleanse(b->x, pr->block_rows * pr->ncols * sizeof(float));
@@ -934,25 +966,92 @@ static void predictor_free(predictor *pr)
 		}
 		free(b->id_end);
 		cf_buf_free(&b->ids);
+		cf_buf_free(&b->out);
 	}
-	if (pr->booster)
-		XGBoosterFree(pr->booster);
+	free(pr->ring);
+	for (size_t i = 0; i < pr->nworkers; i++) {
+		if (pr->workers[i].booster)
+			XGBoosterFree(pr->workers[i].booster);
+	}
 	pthread_mutex_destroy(&pr->lock);
 	pthread_cond_destroy(&pr->cond);
 	memset(pr, 0, sizeof(*pr));
 }
 
-/* Hands the filling block over and waits for the next to be free: the thread's failure, if any. */
+/* function.nthread, or the cores this process may run on. */
+static size_t worker_count(const cf_xgb_predict *p)
+{
+	long n = p->nthread;
+	if (n <= 0) {
+		cpu_set_t set;
+		n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	}
+	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (size_t)n;
+}
+
+/*
+ * Takes the booster (freed with the predictor, on every path), loads one
+ * more per further worker, each single-threaded, and starts the workers.
+ */
+static cf_err predictor_start(predictor *pr, const cf_xgb_predict *p, BoosterHandle booster,
+			      const uint8_t *model, size_t model_len, size_t ncols, bool has_id,
+			      uint64_t max_rows, cf_buf *csv, char *why, size_t whylen)
+{
+	bst_ulong nfeat;
+	cf_err rc = CF_OK;
+	memset(pr, 0, sizeof(*pr));
+	pr->started = true;
+	pthread_mutex_init(&pr->lock, NULL);
+	pthread_cond_init(&pr->cond, NULL);
+	pr->nworkers = worker_count(p);
+	pr->workers[0].booster = booster;
+	for (size_t i = 1; rc == CF_OK && i < pr->nworkers; i++)
+		rc = load_model(p, model, model_len, &pr->workers[i].booster, &nfeat, why, whylen);
+	for (size_t i = 0; rc == CF_OK && i < pr->nworkers; i++) {
+		if (XGBoosterSetParam(pr->workers[i].booster, "nthread", "1") != 0)
+			rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost refuses nthread 1");
+	}
+	if (rc != CF_OK)
+		return rc;
+	pr->ncols = ncols;
+	pr->id_name = has_id ? p->id : NULL;
+	pr->model_name = p->model;
+	pr->max_rows = max_rows;
+	pr->csv = csv;
+	size_t rows = BLOCK_BYTES / (ncols * sizeof(float));
+	pr->block_rows = rows > BLOCK_MAX_ROWS ? BLOCK_MAX_ROWS
+			 : rows < BLOCK_MIN_ROWS ? BLOCK_MIN_ROWS : rows;
+	/* A block being filled, two per worker (one predicted, one waiting), one more. */
+	pr->nslots = 2 * pr->nworkers + 2;
+	if (!(pr->ring = calloc(pr->nslots, sizeof(*pr->ring))))
+		return bad(why, whylen, CF_ERR_NOMEM, "the predictions: out of memory");
+	for (size_t i = 0; i < pr->nslots; i++) {
+		cf_buf_init(&pr->ring[i].ids, csv->max, true);
+		cf_buf_init(&pr->ring[i].out, csv->max, true);
+	}
+	for (size_t i = 0; i < pr->nworkers; i++) {
+		pr->workers[i].pr = pr;
+		if (pthread_create(&pr->workers[i].thread, NULL, worker_main, &pr->workers[i]) != 0)
+			return bad(why, whylen, CF_ERR_NOMEM, "the predictions: no thread");
+		pr->workers[i].running = true;
+	}
+	return CF_OK;
+}
+
+/* Hands the filling block over and waits for the next slot: a worker's failure, if any. */
 static cf_err handover(predictor *pr)
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&pr->lock);
+	pr->ring[pr->produced % pr->nslots].state = SLOT_READY;
 	pr->produced++;
 	pthread_cond_broadcast(&pr->cond);
-	while (pr->produced - pr->consumed >= RING && !pr->failed)
+	while (pr->ring[pr->produced % pr->nslots].state != SLOT_FREE && !pr->failed)
 		pthread_cond_wait(&pr->cond, &pr->lock);
 	cf_err rc = pr->failed;
+	if (rc != CF_OK)
+		memcpy(pr->rwhy, pr->why, sizeof(pr->rwhy));
 	pr->wait_s += since(&t0);
 	pthread_mutex_unlock(&pr->lock);
 	return rc;
@@ -960,25 +1059,28 @@ static cf_err handover(predictor *pr)
 
 /*
  * Room for one more row (handing a full block over first). CF_ERR_LIMIT
- * past max_rows; the thread's failure, with pr->why set.
+ * past max_rows, or a worker's failure; pr->rwhy says which.
  */
 static cf_err predictor_row(predictor *pr, float **row)
 {
-	if (pr->rows >= pr->max_rows)
-		return predictor_fail(pr, CF_ERR_LIMIT, "the rows: more rows than "
-				      "policy.max_result_rows");
-	block *b = &pr->ring[pr->produced % RING];
+	if (pr->rows >= pr->max_rows) {
+		say(pr->rwhy, sizeof(pr->rwhy), "the rows: more rows than policy.max_result_rows");
+		return CF_ERR_LIMIT;
+	}
+	block *b = &pr->ring[pr->produced % pr->nslots];
 	if (b->rows == pr->block_rows) {
 		cf_err rc = handover(pr);
 		if (rc != CF_OK)
 			return rc;
-		b = &pr->ring[pr->produced % RING];
+		b = &pr->ring[pr->produced % pr->nslots];
 	}
 	if (!b->x) {
 		b->x = malloc(pr->block_rows * pr->ncols * sizeof(float));
 		b->id_end = malloc(pr->block_rows * sizeof(size_t));
-		if (!b->x || !b->id_end)
-			return predictor_fail(pr, CF_ERR_NOMEM, "the rows: out of memory");
+		if (!b->x || !b->id_end) {
+			say(pr->rwhy, sizeof(pr->rwhy), "the rows: out of memory");
+			return CF_ERR_NOMEM;
+		}
 	}
 	*row = b->x + b->rows * pr->ncols;
 	b->rows++;
@@ -989,12 +1091,12 @@ static cf_err predictor_row(predictor *pr, float **row)
 /* The current row's id: appended to predictor_ids(), then predictor_id_done(). */
 static cf_buf *predictor_ids(predictor *pr)
 {
-	return &pr->ring[pr->produced % RING].ids;
+	return &pr->ring[pr->produced % pr->nslots].ids;
 }
 
 static void predictor_id_done(predictor *pr)
 {
-	block *b = &pr->ring[pr->produced % RING];
+	block *b = &pr->ring[pr->produced % pr->nslots];
 	b->id_end[b->rows - 1] = b->ids.len;
 }
 
@@ -1002,20 +1104,24 @@ static void predictor_id_done(predictor *pr)
 static cf_err predictor_finish(predictor *pr, char *why, size_t whylen)
 {
 	pthread_mutex_lock(&pr->lock);
-	if (pr->ring[pr->produced % RING].rows)
+	if (pr->ring[pr->produced % pr->nslots].rows) {
+		pr->ring[pr->produced % pr->nslots].state = SLOT_READY;
 		pr->produced++;
-	pr->input_done = true;
-	pthread_cond_broadcast(&pr->cond);
+	}
 	pthread_mutex_unlock(&pr->lock);
-	pthread_join(pr->thread, NULL);
-	pr->running = false;
+	predictor_join(pr, false);
 	if (pr->failed)
 		return bad(why, whylen, pr->failed, "%s", pr->why);
+	if (pr->committed != pr->produced)
+		return bad(why, whylen, CF_ERR_IO, "the predictions: %llu of %llu blocks done",
+			   (unsigned long long)pr->committed, (unsigned long long)pr->produced);
 	if (!pr->header_done) {
 		pr->per = 1;
 		cf_err rc = csv_header(pr);
-		if (rc != CF_OK)
-			return bad(why, whylen, rc, "%s", (csv_full(pr, rc), pr->why));
+		if (rc != CF_OK) {
+			csv_full(pr->csv, rc, pr->why, sizeof(pr->why));
+			return bad(why, whylen, rc, "%s", pr->why);
+		}
 	}
 	return CF_OK;
 }
@@ -1065,12 +1171,11 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 			 "%zu", (unsigned long long)nfeat, ncols);
 		goto out;
 	}
-	rc = predictor_start(&pr, b, ncols, id >= 0 ? p->id : NULL, p->model, max_rows, csv);
+	rc = predictor_start(&pr, p, b, model, model_len, ncols, id >= 0, max_rows, csv, why,
+			     whylen);
 	b = NULL;
-	if (rc != CF_OK) {
-		bad(why, whylen, rc, "the predictions: cannot start: %s", cf_strerror(rc));
+	if (rc != CF_OK)
 		goto out;
-	}
 	for (;;) {
 		float *v;
 		if ((rc = cf_sql_step(db, st, &row, msg, sizeof(msg))) != CF_OK) {
@@ -1080,7 +1185,7 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 		if (!row)
 			break;
 		if ((rc = predictor_row(&pr, &v)) != CF_OK) {
-			bad(why, whylen, rc, "%s", pr.why);
+			bad(why, whylen, rc, "%s", pr.rwhy);
 			goto out;
 		}
 		for (size_t i = 0; i < ncols; i++) {
@@ -1123,6 +1228,8 @@ out:
 struct cf_xgb_rows {
 	const cf_xgb_predict *p;
 	BoosterHandle booster;  /* until the predictor takes it */
+	const uint8_t *model;   /* the caller's, until finish: more workers load it */
+	size_t model_len;
 	bst_ulong nfeat;        /* the model's */
 	cf_buf *csv;
 	uint64_t max_rows;
@@ -1198,12 +1305,10 @@ static cf_err rows_header(cf_xgb_rows *r, const cf_csv_field *f, size_t n)
 	if (r->nfeat != r->ncols)
 		return rows_fail(r, CF_ERR_PARSE, "the model takes %llu features; input %s gives %zu",
 				 (unsigned long long)r->nfeat, p->table, r->ncols);
-	cf_err rc = predictor_start(&r->pr, r->booster, r->ncols, r->id >= 0 ? p->id : NULL,
-				    p->model, r->max_rows, r->csv);
+	cf_err rc = predictor_start(&r->pr, p, r->booster, r->model, r->model_len, r->ncols,
+				    r->id >= 0, r->max_rows, r->csv, r->error, sizeof(r->error));
 	r->booster = NULL;
-	if (rc != CF_OK)
-		return rows_fail(r, rc, "the predictions: cannot start: %s", cf_strerror(rc));
-	return CF_OK;
+	return rc;
 }
 
 /* A field as a float: NaN if empty; the loader's number grammars, else false. */
@@ -1254,7 +1359,7 @@ static cf_err rows_record(void *arg, const cf_csv_field *f, size_t n, uint64_t r
 				 "has %zu", (unsigned long long)line, (unsigned long long)record, n,
 				 r->nheader);
 	if ((rc = predictor_row(&r->pr, &v)) != CF_OK)
-		return rows_fail(r, rc, "%s", r->pr.why);
+		return rows_fail(r, rc, "%s", r->pr.rwhy);
 	for (size_t i = 0; i < r->ncols; i++) {
 		if (!field_value(&f[r->cols[i]], &v[i]))
 			return rows_fail(r, CF_ERR_PARSE, "line %llu (record %llu): feature %zu "
@@ -1285,6 +1390,8 @@ cf_err cf_xgb_rows_new(const cf_xgb_predict *p, const uint8_t *model, size_t mod
 	if (!(r = calloc(1, sizeof(*r))))
 		return CF_ERR_NOMEM;
 	r->p = p;
+	r->model = model;
+	r->model_len = model_len;
 	r->csv = csv;
 	r->max_rows = max_rows;
 	r->id = -1;

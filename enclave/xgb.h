@@ -18,7 +18,7 @@
  * the parameters, which are an allowlist (CF_XGB_PARAMS).
  *
  * predict: a model input (its plaintext bytes, never a table) applied to
- * the rows of the query, block by block on a second thread while the
+ * the rows of the query, block by block on worker threads while the
  * query's next rows are read, in place over each block (XGBoost's array
  * interface: no DMatrix, so no second copy of the rows); the result is
  * CSV: the id column if one is named, then "prediction" (or
@@ -119,12 +119,14 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
  * is missing; anything else fails, with the line), its id into a CSV
  * field; no table, no SQL. The header is matched against the names in the
  * function (ignoring ASCII case, as SQL would), and must give as many
- * features as the model takes. A second thread predicts each full block
- * while the next ones are read, appends its lines to csv and wipes it:
- * the whole matrix never exists (both predict functions work so). csv is
- * the predictor's until cf_xgb_rows_finish or _free returns; finish leaves
- * it complete (as cf_xgb_predict_run's). At most max_rows rows
- * (CF_ERR_LIMIT); csv's max bounds the predictions (CF_ERR_TOO_BIG).
+ * features as the model takes. Worker threads (function.nthread, else
+ * one per core the process may use) predict the full blocks while the
+ * next ones are read, and wipe them; their lines reach csv in order: the
+ * whole matrix never exists (both predict functions work so). model and
+ * csv must outlive cf_xgb_rows_finish or _free (workers load the model;
+ * csv is theirs until then); finish leaves csv complete (as
+ * cf_xgb_predict_run's). At most max_rows rows (CF_ERR_LIMIT); csv's max
+ * bounds the predictions (CF_ERR_TOO_BIG).
  */
 typedef struct cf_xgb_rows cf_xgb_rows;
 cf_err cf_xgb_rows_new(const cf_xgb_predict *p, const uint8_t *model, size_t model_len,
