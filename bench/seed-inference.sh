@@ -39,8 +39,9 @@
 #                    (default 3)
 #   SEED_MEMORY      memory of the instance of part (b)'s table task, which
 #                    predicts the CSV's rows as they are decrypted (default 1G)
-#   SEED_ENCLAVE     its secretmem arena (default 256M: the rows are never
-#                    held whole, the predictions' CSV is)
+#   SEED_ENCLAVE     its secretmem arena (default 512M: the rows are never
+#                    held whole, but the predictions' CSV and its ciphertext
+#                    are, each grown by doubling; 256M was seen not to fit)
 #   SEED_SQL_MEMORY  memory of the instance of the query task, which loads
 #                    the CSV into SQLite first (default 2G)
 #   SEED_SQL_ENCLAVE its arena (default 1G: the plaintext kept for the
@@ -65,7 +66,7 @@ runs=${SEED_RUNS:-3}
 nthread=2
 cores=2
 memory=${SEED_MEMORY:-1G}
-enclave_size=${SEED_ENCLAVE:-256M}
+enclave_size=${SEED_ENCLAVE:-512M}
 sql_memory=${SEED_SQL_MEMORY:-2G}
 sql_enclave_size=${SEED_SQL_ENCLAVE:-1G}
 

@@ -1273,7 +1273,7 @@ static int task_result(int argc, char **argv)
 	if ((status = verify_output(task, digest, name, want, att, &origin)) != CLI_OK)
 		goto out;
 	status = CLI_FAIL;
-	if ((rc = cf_cofferd_stream_open(cc, path, size, &stream)) != CF_OK) {
+	if ((rc = cf_cofferd_stream_open(cc, path, size, true, &stream)) != CF_OK) {
 		cli_cofferd_fail(what, cc, rc);
 		goto out;
 	}

@@ -57,6 +57,7 @@ typedef struct run_io {
 	cf_run *run;
 	const json_t *spec_inputs;
 	cf_cofferd_stream *blob;
+	cf_prefetch *ahead;    /* receives the blob on its own thread */
 	cf_buf ct;             /* the current output's ciphertext (not secret) */
 	const cf_kms_release_result *rel; /* its output key signs each output */
 } run_io;
@@ -85,17 +86,32 @@ static cf_err io_input_open(void *arg, const cf_job_input *in, cf_reader *out)
 	uint64_t max = json_is_integer(json_object_get(found, "size")) && size >= 0
 			       ? (uint64_t)size : UINT64_MAX;
 	cf_err rc = cf_run_blob_open(r->run, url, max, &r->blob);
-	if (rc == CF_OK)
-		*out = cf_cofferd_stream_reader(r->blob);
-	else
+	if (rc != CF_OK) {
 		log_error("input %s: %s", in->table, cf_run_error(r->run));
-	return rc;
+		return rc;
+	}
+	/*
+	 * TLS and the transfer on a thread of their own, a few MiB ahead:
+	 * decryption and parsing never wait on the socket while bytes are
+	 * on their way.
+	 */
+	if ((rc = cf_prefetch_new(cf_cofferd_stream_reader(r->blob), 1u << 20, 4, &r->ahead)) !=
+	    CF_OK) {
+		cf_cofferd_stream_free(r->blob);
+		r->blob = NULL;
+		return rc;
+	}
+	*out = cf_prefetch_reader(r->ahead);
+	return CF_OK;
 }
 
 static void io_input_close(void *arg, const cf_job_input *in)
 {
 	run_io *r = arg;
 	(void)in;
+	/* The thread first: it may still be reading the stream. */
+	cf_prefetch_free(r->ahead);
+	r->ahead = NULL;
 	cf_cofferd_stream_free(r->blob);
 	r->blob = NULL;
 }

@@ -89,7 +89,8 @@ cf_err cf_run_blob_open(cf_run *r, const char *blob_url, uint64_t max, cf_coffer
 	*out = NULL;
 	if (rc != CF_OK)
 		return rc;
-	return cf_cofferd_stream_open(r->c, path, max, out);
+	/* Unhashed: the age header the KMS registered and the AEAD check every byte. */
+	return cf_cofferd_stream_open(r->c, path, max, false, out);
 }
 
 cf_err cf_run_output_put(cf_run *r, const char *name, const uint8_t *data, size_t len,

@@ -829,7 +829,8 @@ static size_t on_stream_data(char *ptr, size_t size, size_t nmemb, void *arg)
 		cf_buf_reset(&s->pending);
 		s->off = 0;
 	}
-	if (cf_buf_append(&s->pending, ptr, n) != CF_OK || cf_hash_update(s->sha, ptr, n) != CF_OK) {
+	if (cf_buf_append(&s->pending, ptr, n) != CF_OK ||
+	    (s->sha && cf_hash_update(s->sha, ptr, n) != CF_OK)) {
 		s->too_big = true;
 		return 0;
 	}
@@ -908,7 +909,7 @@ static cf_err stream_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 			return rc;
 		if (!s->finished) {
 			s->finished = true;
-			if ((rc = cf_hash_final(s->sha, s->digest)) != CF_OK)
+			if (s->sha && (rc = cf_hash_final(s->sha, s->digest)) != CF_OK)
 				return rc;
 		}
 		return CF_OK; /* the end */
@@ -939,7 +940,7 @@ void cf_cofferd_stream_free(cf_cofferd_stream *s)
 	free(s);
 }
 
-cf_err cf_cofferd_stream_open(cf_cofferd_client *c, const char *path, uint64_t max,
+cf_err cf_cofferd_stream_open(cf_cofferd_client *c, const char *path, uint64_t max, bool sha256,
 			      cf_cofferd_stream **out)
 {
 	cf_cofferd_stream *s = NULL;
@@ -955,7 +956,7 @@ cf_err cf_cofferd_stream_open(cf_cofferd_client *c, const char *path, uint64_t m
 	s->max = max;
 	cf_buf_init(&s->pending, STREAM_BUF_MAX, false);
 	cf_buf_init(&s->errbody, ERROR_BODY_MAX, false);
-	if ((rc = cf_hash_new(CF_SHA256, &s->sha)) != CF_OK)
+	if (sha256 && (rc = cf_hash_new(CF_SHA256, &s->sha)) != CF_OK)
 		goto out;
 	s->headers = make_headers(c, "application/octet-stream, application/json", NULL);
 	s->multi = curl_multi_init();
@@ -1007,7 +1008,7 @@ uint64_t cf_cofferd_stream_count(const cf_cofferd_stream *s)
 
 cf_err cf_cofferd_stream_sha256(cf_cofferd_stream *s, uint8_t out[CF_SHA256_LEN])
 {
-	if (!s || !s->finished)
+	if (!s || !s->finished || !s->sha)
 		return CF_ERR_ARG;
 	memcpy(out, s->digest, CF_SHA256_LEN);
 	return CF_OK;
@@ -1039,7 +1040,7 @@ cf_err cf_cofferd_download(cf_cofferd_client *c, const char *path, cf_writer out
 	cf_err rc;
 	if (!c || !out.write)
 		return CF_ERR_ARG;
-	if ((rc = cf_cofferd_stream_open(c, path, limit, &s)) != CF_OK)
+	if ((rc = cf_cofferd_stream_open(c, path, limit, true, &s)) != CF_OK)
 		goto out;
 	if (!(chunk = malloc(COPY_CHUNK))) {
 		rc = CF_ERR_NOMEM;

@@ -149,15 +149,18 @@ cf_err cf_cofferd_upload(cf_cofferd_client *c, const char *path, cf_reader in, u
  * its reader reads (the transfer pauses while the reader is behind).
  * Opening waits for the answer's status: a refusal comes back from
  * cf_cofferd_stream_open, as cf_cofferd_call maps it, before any byte.
- * More than max bytes end the transfer with CF_ERR_TOO_BIG.
+ * More than max bytes end the transfer with CF_ERR_TOO_BIG. With sha256,
+ * every byte is hashed for cf_cofferd_stream_sha256 (a reader that checks
+ * the bytes otherwise, as an enclave decrypting with a registered header
+ * does, leaves it off: hashing hundreds of MiB is not free).
  */
 typedef struct cf_cofferd_stream cf_cofferd_stream;
-cf_err cf_cofferd_stream_open(cf_cofferd_client *c, const char *path, uint64_t max,
+cf_err cf_cofferd_stream_open(cf_cofferd_client *c, const char *path, uint64_t max, bool sha256,
 			      cf_cofferd_stream **out) CF_WUR;
 cf_reader cf_cofferd_stream_reader(cf_cofferd_stream *s);
 /* The bytes read so far. */
 uint64_t cf_cofferd_stream_count(const cf_cofferd_stream *s);
-/* After the reader reported the end: the SHA-256 of every byte (CF_ERR_ARG before). */
+/* After the reader reported the end: the SHA-256 of every byte (CF_ERR_ARG before, or unhashed). */
 cf_err cf_cofferd_stream_sha256(cf_cofferd_stream *s, uint8_t out[CF_SHA256_LEN]) CF_WUR;
 void cf_cofferd_stream_free(cf_cofferd_stream *s);
 

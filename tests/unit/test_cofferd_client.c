@@ -1158,7 +1158,7 @@ static void test_download(void **state)
 	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
 		sink_reset();
 		cf_cofferd_stream *s = NULL;
-		assert_int_equal(cf_cofferd_stream_open(c, refusals[i].path, UINT64_MAX, &s),
+		assert_int_equal(cf_cofferd_stream_open(c, refusals[i].path, UINT64_MAX, true, &s),
 				 refusals[i].rc);
 		assert_null(s);
 		assert_int_equal(cf_cofferd_client_error(c)->status, refusals[i].status);
@@ -1181,7 +1181,7 @@ static void test_download(void **state)
 	 * transfer pauses and resumes), then a server that dribbles.
 	 */
 	cf_cofferd_stream *s = NULL;
-	assert_int_equal(cf_cofferd_stream_open(c, OUT, UINT64_MAX, &s), CF_OK);
+	assert_int_equal(cf_cofferd_stream_open(c, OUT, UINT64_MAX, true, &s), CF_OK);
 	/* The client is busy while a stream holds it. */
 	assert_int_equal(cf_cofferd_call(c, "GET", "/v1/nope", NULL, NULL), CF_ERR_ARG);
 	assert_int_equal(cf_cofferd_stream_sha256(s, got), CF_ERR_ARG);
