@@ -55,20 +55,35 @@ static const cf_kms_input *released_key(const cf_kms_release_result *rel, const 
  * loader's first pass (writes: checks, counts, types; it keeps the
  * plaintext), and what is left of the stream, decryption.
  */
+/*
+ * A decryption's reads and writes, timed: wall time (waiting for
+ * ciphertext, the consumer's work) and this thread's CPU time, so that
+ * the decryption's own CPU time is the stream's less both sides' (its wall
+ * time would count the moments other threads of the job had the core).
+ */
 typedef struct timed_stream {
 	cf_reader in;
 	cf_writer out;
-	double read_s;
-	double write_s;
+	double read_s, write_s;
+	double read_cpu, write_cpu, start_cpu;
 } timed_stream;
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static cf_err timed_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 {
 	timed_stream *t = ctx;
 	struct timespec t0;
+	double c0 = thread_cpu();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cf_err rc = t->in.read(t->in.ctx, buf, cap, got);
 	t->read_s += seconds_since(&t0);
+	t->read_cpu += thread_cpu() - c0;
 	return rc;
 }
 
@@ -76,10 +91,19 @@ static cf_err timed_write(void *ctx, const uint8_t *buf, size_t len)
 {
 	timed_stream *t = ctx;
 	struct timespec t0;
+	double c0 = thread_cpu();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cf_err rc = t->out.write(t->out.ctx, buf, len);
 	t->write_s += seconds_since(&t0);
+	t->write_cpu += thread_cpu() - c0;
 	return rc;
+}
+
+/* The decryption's own CPU time, once the stream is over. */
+static double decrypt_cpu(const timed_stream *t)
+{
+	double d = thread_cpu() - t->start_cpu - t->read_cpu - t->write_cpu;
+	return d > 0 ? d : 0;
 }
 
 /* Decrypts one input into its table. */
@@ -110,12 +134,13 @@ static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_releas
 		goto out;
 	}
 	opened = true;
-	ts = (timed_stream){ .in = rd, .out = cf_csv_load_writer(l) };
+	ts = (timed_stream){ .in = rd, .out = cf_csv_load_writer(l), .start_cpu = thread_cpu() };
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256,
 					  (cf_reader){ timed_read, &ts },
 					  (cf_writer){ timed_write, &ts });
 	stream_s = seconds_since(&t1);
+	double decrypt_cpu_s = decrypt_cpu(&ts);
 	if (rc == CF_OK) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		rc = cf_csv_load_finish(l, info);
@@ -137,10 +162,11 @@ static cf_err load_input(cf_sql *db, const cf_job_input *in, const cf_kms_releas
 		counts[info->types[c]]++;
 	double decrypt_s = stream_s - ts.read_s - ts.write_s;
 	log_info("input %s: %llu rows, %zu columns (%zu integer, %zu real, %zu text) in %.2f s: "
-		 "transfer %.2f s, decrypt %.2f s, check and type %.2f s, insert %.2f s",
+		 "transfer %.2f s, decrypt %.2f s, check and type %.2f s, insert %.2f s; "
+		 "decryption's CPU %.2f s",
 		 in->table, (unsigned long long)info->rows, info->ncolumns, counts[CF_CSV_INTEGER],
 		 counts[CF_CSV_REAL], counts[CF_CSV_TEXT], seconds_since(&t0), ts.read_s,
-		 decrypt_s > 0 ? decrypt_s : 0, ts.write_s, insert_s);
+		 decrypt_s > 0 ? decrypt_s : 0, ts.write_s, insert_s, decrypt_cpu_s);
 out:
 	if (opened && io->input_close)
 		io->input_close(io->arg, in);
@@ -209,12 +235,13 @@ static cf_err load_rows(const cf_job *job, const cf_job_input *in,
 	if ((rc = io->input_open(io->arg, in, &rd)) != CF_OK)
 		return fail(why, whylen, rc, "input %s: cannot fetch its ciphertext: %s", in->table,
 			    cf_strerror(rc));
-	ts = (timed_stream){ .in = rd, .out = cf_xgb_rows_writer(*rows) };
+	ts = (timed_stream){ .in = rd, .out = cf_xgb_rows_writer(*rows), .start_cpu = thread_cpu() };
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	rc = cf_age_decrypt_with_file_key(key->file_key, key->header_sha256,
 					  (cf_reader){ timed_read, &ts },
 					  (cf_writer){ timed_write, &ts });
 	double stream_s = seconds_since(&t1);
+	double decrypt_cpu_s = decrypt_cpu(&ts);
 	if (io->input_close)
 		io->input_close(io->arg, in);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -233,9 +260,10 @@ static cf_err load_rows(const cf_job *job, const cf_job_input *in,
 	}
 	double decrypt_s = stream_s - ts.read_s - ts.write_s;
 	log_info("input %s: %llu rows read and predicted in %.2f s: transfer %.2f s, decrypt "
-		 "%.2f s, parse (predicting alongside) %.2f s, the last predictions %.2f s",
+		 "%.2f s, parse (predicting alongside) %.2f s, the last predictions %.2f s; "
+		 "decryption's CPU %.2f s",
 		 in->table, (unsigned long long)cf_xgb_rows_count(*rows), seconds_since(&t0),
-		 ts.read_s, decrypt_s > 0 ? decrypt_s : 0, ts.write_s, last_s);
+		 ts.read_s, decrypt_s > 0 ? decrypt_s : 0, ts.write_s, last_s, decrypt_cpu_s);
 	return CF_OK;
 }
 
