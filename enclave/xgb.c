@@ -1318,13 +1318,30 @@ static bool field_value(const cf_csv_field *f, float *out)
 		*out = NAN;
 		return true;
 	}
-	/*
-	 * A canonical integer of at most 18 digits (cf_csv_is_integer's
-	 * grammar, so exact in an int64) in one pass, without strtod: the
-	 * common case.
-	 */
 	const char *d = f->data;
 	size_t i = d[0] == '-', n = f->len;
+	/*
+	 * The commonest case first: a canonical non-negative integer of at
+	 * most 9 digits, one test per byte (a digit check folded into `bad`),
+	 * in 32 bits, exact in a double, so one rounding to float as strtod's.
+	 */
+	if (n <= 9 && (d[0] != '0' || n == 1)) {
+		uint32_t v = 0;
+		unsigned bad = 0;
+		for (size_t k = 0; k < n; k++) {
+			unsigned c = (unsigned char)d[k] - '0';
+			bad |= c > 9;
+			v = v * 10 + c;
+		}
+		if (!bad) {
+			*out = (float)v;
+			return true;
+		}
+	}
+	/*
+	 * A canonical integer of at most 18 digits (cf_csv_is_integer's
+	 * grammar, so exact in an int64) in one pass, without strtod.
+	 */
 	if (n - i >= 1 && n - i <= 18 && (d[i] != '0' || (n - i == 1 && i == 0))) {
 		int64_t v = 0;
 		size_t k = i;
