@@ -508,12 +508,12 @@ phases = {
              rf"decryption's CPU {num} s",
         predict=rf"xgboost\.predict: \d+ rows, \d+ features of input data in {num} s \(the input "
                 rf"read by {num} s, {num} s of it waiting for the predictor; predicting {num} s "
-                rf"alongside\)"),
+                rf"alongside, on \d+ threads?\)"),
     "sql": dict(common,
         data=rf"input data: \d+ rows, .* in {num} s: transfer {num} s, decrypt {num} s, "
              rf"check and type {num} s, insert {num} s; decryption's CPU {num} s",
         predict=rf"xgboost\.predict: \d+ rows, \d+ features in {num} s \(the query's rows until "
-                rf"{num} s; predicting {num} s alongside\)"),
+                rf"{num} s; predicting {num} s alongside, on \d+ threads?\)"),
 }
 
 def coffer_run(mode):

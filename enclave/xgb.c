@@ -978,13 +978,79 @@ static void predictor_free(predictor *pr)
 	memset(pr, 0, sizeof(*pr));
 }
 
-/* function.nthread, or the cores this process may run on. */
+/* Two integers from a small file (the second may be missing); false if unreadable. */
+static bool read_pair(const char *path, long long *a, long long *b)
+{
+	FILE *f = fopen(path, "r");
+	char text[64] = "";
+	if (!f)
+		return false;
+	bool ok = fgets(text, sizeof(text), f) != NULL;
+	fclose(f);
+	*a = -1;
+	*b = 0;
+	/* cgroup v2's cpu.max says "max PERIOD" when unlimited: a stays -1. */
+	return ok && (sscanf(text, "%lld %lld", a, b) >= 1 || strncmp(text, "max", 3) == 0);
+}
+
+/*
+ * The cores the CPU controller grants this process (a soft TEE instance's
+ * --cores is a CFS quota, not an affinity), rounded up; 0 if unlimited or
+ * unknown. cgroup v1 (cpu.cfs_quota_us over cpu.cfs_period_us) or v2
+ * (cpu.max), the process's own cgroup only.
+ */
+static long quota_cores(void)
+{
+	static const char *const v1_roots[] = { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
+	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[1024], path[1200];
+	long cores = 0;
+	if (!f)
+		return 0;
+	while (cores == 0 && fgets(line, sizeof(line), f)) {
+		/* "ID:CONTROLLERS:PATH": v1 lists its controllers, v2 none. */
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		long long quota, period;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		char *controllers = c1 + 1, *cg = c2 + 1;
+		cg[strcspn(cg, "\n")] = '\0';
+		bool v2 = controllers[0] == '\0', cpu = false;
+		for (char *save = NULL, *t = strtok_r(controllers, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
+			cpu |= strcmp(t, "cpu") == 0;
+		for (size_t i = 0; cpu && i < 2 && cores == 0; i++) {
+			snprintf(path, sizeof(path), "%s%s/cpu.cfs_quota_us", v1_roots[i], cg);
+			long long unused;
+			if (!read_pair(path, &quota, &unused))
+				continue;
+			snprintf(path, sizeof(path), "%s%s/cpu.cfs_period_us", v1_roots[i], cg);
+			if (quota > 0 && read_pair(path, &period, &unused) && period > 0)
+				cores = (long)((quota + period - 1) / period);
+			break;
+		}
+		for (size_t i = 0; v2 && i < 2 && cores == 0; i++) {
+			snprintf(path, sizeof(path), "%s%s/cpu.max", v2_roots[i], cg);
+			if (read_pair(path, &quota, &period) && quota > 0 && period > 0)
+				cores = (long)((quota + period - 1) / period);
+		}
+	}
+	fclose(f);
+	return cores;
+}
+
+/* function.nthread, or the cores this process may run on (its affinity, within its CPU quota). */
 static size_t worker_count(const cf_xgb_predict *p)
 {
 	long n = p->nthread;
 	if (n <= 0) {
 		cpu_set_t set;
+		long quota = quota_cores();
 		n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+		if (quota > 0 && quota < n)
+			n = quota;
 	}
 	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (size_t)n;
 }
@@ -1210,8 +1276,8 @@ cf_err cf_xgb_predict_run(cf_sql *db, const cf_xgb_predict *p, const uint8_t *mo
 	if ((rc = predictor_finish(&pr, why, whylen)) != CF_OK)
 		goto out;
 	log_info("xgboost.predict: %llu rows, %zu features in %.2f s (the query's rows until "
-		 "%.2f s; predicting %.2f s alongside)", (unsigned long long)pr.rows, ncols,
-		 since(&t0), query_s, pr.predict_s);
+		 "%.2f s; predicting %.2f s alongside, on %zu thread%s)", (unsigned long long)pr.rows,
+		 ncols, since(&t0), query_s, pr.predict_s, pr.nworkers, pr.nworkers == 1 ? "" : "s");
 out:
 	if (rows_out)
 		*rows_out = pr.rows;
@@ -1443,8 +1509,9 @@ cf_err cf_xgb_rows_finish(cf_xgb_rows *r, char *why, size_t whylen)
 	}
 	log_info("xgboost.predict: %llu rows, %zu features of input %s in %.2f s (the input "
 		 "read by %.2f s, %.2f s of it waiting for the predictor; predicting %.2f s "
-		 "alongside)", (unsigned long long)r->pr.rows, r->ncols, r->p->table,
-		 since(&r->t0), read_s, r->pr.wait_s, r->pr.predict_s);
+		 "alongside, on %zu thread%s)", (unsigned long long)r->pr.rows, r->ncols, r->p->table,
+		 since(&r->t0), read_s, r->pr.wait_s, r->pr.predict_s, r->pr.nworkers,
+		 r->pr.nworkers == 1 ? "" : "s");
 	return CF_OK;
 }
 

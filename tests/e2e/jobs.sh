@@ -131,6 +131,31 @@ if cmp_pred "$tmp/enclave-model.pred" "$tmp/scores.csv" >"$tmp/cmp"; then
 	ok "enclave predictions equal plain XGBoost's with that model (within 1e-6): $(cat "$tmp/cmp")"; else
 	not_ok "predictions differ: $(cat "$tmp/cmp")"; fi
 
+# --- xgboost.predict straight from the CSV input (table), threads left to the enclave ---
+# The default run is confined to 1 core (a CFS quota, --cores 1) on a host with
+# more: the enclave must predict on 1 thread, not one per host CPU.
+fn=$(python3 -c 'import json,sys; f=sys.argv[1].split(",")
+print(json.dumps({"kind": "xgboost.predict", "model": "m", "table": "a", "features": f, "id": "id"}))' \
+	"$features")
+task predict_table "$fn" '{"a": {"dataset": "org-a/data"}, "m": {"dataset": "org-a/model", "format": "xgboost-json"}}' \
+	'{"scores": ["a"]}'
+submit predict_table a
+check "xgboost.predict from a table runs in the enclave" "$run_rc" 0
+result a "$id" scores "$tmp/scores-table.csv" && ok "org-a decrypts the table's scores" ||
+	not_ok "table scores: $(cat "$tmp/err")"
+if cmp_pred "$tmp/enclave-model.pred" "$tmp/scores-table.csv" >"$tmp/cmp"; then
+	ok "predictions from the table equal plain XGBoost's (within 1e-6): $(cat "$tmp/cmp")"; else
+	not_ok "table predictions differ: $(cat "$tmp/cmp")"; fi
+nproc_host=$(nproc)
+log=$(grep -l "features of input a in" "$tmp"/cofferd/runs/*.log 2>/dev/null | tail -n 1)
+if [ "$nproc_host" -gt 1 ] && [ -n "$log" ]; then
+	if grep -q "alongside, on 1 thread)" "$log"; then
+		ok "predicted on 1 thread: the instance's CPU quota, not the host's $nproc_host CPUs"; else
+		not_ok "threads: $(grep -o 'on [0-9]* threads\?)' "$log")"; fi
+elif [ -z "$log" ]; then
+	not_ok "no run log names the table's predictions"
+fi
+
 # --- failures: a clear reason, the task failed ---
 failed_with() { # NAME WANT
 	if [ "$run_rc" != 0 ] && grep -q "$2" "$tmp/$1.run"; then ok "$1 fails: $2"; else
