@@ -453,9 +453,81 @@ static void quiet_xgboost(void)
 	(void)XGBSetGlobalConfig("{\"verbosity\":0}");
 }
 
+/* Two integers from a small file (the second may be missing); false if unreadable. */
+static bool read_pair(const char *path, long long *a, long long *b)
+{
+	FILE *f = fopen(path, "r");
+	char text[64] = "";
+	if (!f)
+		return false;
+	bool ok = fgets(text, sizeof(text), f) != NULL;
+	fclose(f);
+	*a = -1;
+	*b = 0;
+	/* cgroup v2's cpu.max says "max PERIOD" when unlimited: a stays -1. */
+	return ok && (sscanf(text, "%lld %lld", a, b) >= 1 || strncmp(text, "max", 3) == 0);
+}
+
+/*
+ * The cores the CPU controller grants this process (a soft TEE instance's
+ * --cores is a CFS quota, not an affinity), rounded up; 0 if unlimited or
+ * unknown. cgroup v1 (cpu.cfs_quota_us over cpu.cfs_period_us) or v2
+ * (cpu.max), the process's own cgroup only.
+ */
+static long quota_cores(void)
+{
+	static const char *const v1_roots[] = { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
+	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[1024], path[1200];
+	long cores = 0;
+	if (!f)
+		return 0;
+	while (cores == 0 && fgets(line, sizeof(line), f)) {
+		/* "ID:CONTROLLERS:PATH": v1 lists its controllers, v2 none. */
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		long long quota, period;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		char *controllers = c1 + 1, *cg = c2 + 1;
+		cg[strcspn(cg, "\n")] = '\0';
+		bool v2 = controllers[0] == '\0', cpu = false;
+		for (char *save = NULL, *t = strtok_r(controllers, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
+			cpu |= strcmp(t, "cpu") == 0;
+		for (size_t i = 0; cpu && i < 2 && cores == 0; i++) {
+			snprintf(path, sizeof(path), "%s%s/cpu.cfs_quota_us", v1_roots[i], cg);
+			long long unused;
+			if (!read_pair(path, &quota, &unused))
+				continue;
+			snprintf(path, sizeof(path), "%s%s/cpu.cfs_period_us", v1_roots[i], cg);
+			if (quota > 0 && read_pair(path, &period, &unused) && period > 0)
+				cores = (long)((quota + period - 1) / period);
+			break;
+		}
+		for (size_t i = 0; v2 && i < 2 && cores == 0; i++) {
+			snprintf(path, sizeof(path), "%s%s/cpu.max", v2_roots[i], cg);
+			if (read_pair(path, &quota, &period) && quota > 0 && period > 0)
+				cores = (long)((quota + period - 1) / period);
+		}
+	}
+	fclose(f);
+	return cores;
+}
+
+/* The cores this process may run on: its affinity, within its CPU quota. */
+static long cores_allowed(void)
+{
+	cpu_set_t set;
+	long quota = quota_cores();
+	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	return quota > 0 && quota < n ? quota : n;
+}
+
 /* --- train --- */
 
-/* params.nthread, for building the matrix (0: OpenMP's default). */
+/* params.nthread, if the task sets it; 0 if not. */
 static int nthread_of(const cf_xgb_train *t)
 {
 	for (size_t i = 0; i < t->nparams; i++) {
@@ -576,7 +648,11 @@ cf_err cf_xgb_train_run(cf_sql *db, const cf_xgb_train *t, cf_buf *model, cf_buf
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (XGDMatrixCreateFromMat_omp(x.v, rows, ncols, NAN, &dm, nthread_of(t)) != 0 ||
+	/* Without params.nthread, the cores the instance grants (OpenMP would take the host's). */
+	int nthread = nthread_of(t) > 0 ? nthread_of(t) : (int)cores_allowed();
+	char nthread_text[16];
+	snprintf(nthread_text, sizeof(nthread_text), "%d", nthread);
+	if (XGDMatrixCreateFromMat_omp(x.v, rows, ncols, NAN, &dm, nthread) != 0 ||
 	    XGDMatrixSetFloatInfo(dm, "label", y.v, rows) != 0) {
 		rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not take the training matrix");
 		goto out;
@@ -590,6 +666,10 @@ cf_err cf_xgb_train_run(cf_sql *db, const cf_xgb_train *t, cf_buf *model, cf_buf
 	}
 	if (XGBoosterSetStrFeatureInfo(b, "feature_name", (const char **)fnames, ncols) != 0) {
 		rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost does not take the feature names");
+		goto out;
+	}
+	if (XGBoosterSetParam(b, "nthread", nthread_text) != 0) {
+		rc = bad(why, whylen, CF_ERR_PARSE, "XGBoost refuses nthread %d", nthread);
 		goto out;
 	}
 	for (size_t i = 0; i < t->nparams; i++) {
@@ -978,80 +1058,10 @@ static void predictor_free(predictor *pr)
 	memset(pr, 0, sizeof(*pr));
 }
 
-/* Two integers from a small file (the second may be missing); false if unreadable. */
-static bool read_pair(const char *path, long long *a, long long *b)
-{
-	FILE *f = fopen(path, "r");
-	char text[64] = "";
-	if (!f)
-		return false;
-	bool ok = fgets(text, sizeof(text), f) != NULL;
-	fclose(f);
-	*a = -1;
-	*b = 0;
-	/* cgroup v2's cpu.max says "max PERIOD" when unlimited: a stays -1. */
-	return ok && (sscanf(text, "%lld %lld", a, b) >= 1 || strncmp(text, "max", 3) == 0);
-}
-
-/*
- * The cores the CPU controller grants this process (a soft TEE instance's
- * --cores is a CFS quota, not an affinity), rounded up; 0 if unlimited or
- * unknown. cgroup v1 (cpu.cfs_quota_us over cpu.cfs_period_us) or v2
- * (cpu.max), the process's own cgroup only.
- */
-static long quota_cores(void)
-{
-	static const char *const v1_roots[] = { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
-	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
-	FILE *f = fopen("/proc/self/cgroup", "r");
-	char line[1024], path[1200];
-	long cores = 0;
-	if (!f)
-		return 0;
-	while (cores == 0 && fgets(line, sizeof(line), f)) {
-		/* "ID:CONTROLLERS:PATH": v1 lists its controllers, v2 none. */
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		long long quota, period;
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		char *controllers = c1 + 1, *cg = c2 + 1;
-		cg[strcspn(cg, "\n")] = '\0';
-		bool v2 = controllers[0] == '\0', cpu = false;
-		for (char *save = NULL, *t = strtok_r(controllers, ",", &save); t;
-		     t = strtok_r(NULL, ",", &save))
-			cpu |= strcmp(t, "cpu") == 0;
-		for (size_t i = 0; cpu && i < 2 && cores == 0; i++) {
-			snprintf(path, sizeof(path), "%s%s/cpu.cfs_quota_us", v1_roots[i], cg);
-			long long unused;
-			if (!read_pair(path, &quota, &unused))
-				continue;
-			snprintf(path, sizeof(path), "%s%s/cpu.cfs_period_us", v1_roots[i], cg);
-			if (quota > 0 && read_pair(path, &period, &unused) && period > 0)
-				cores = (long)((quota + period - 1) / period);
-			break;
-		}
-		for (size_t i = 0; v2 && i < 2 && cores == 0; i++) {
-			snprintf(path, sizeof(path), "%s%s/cpu.max", v2_roots[i], cg);
-			if (read_pair(path, &quota, &period) && quota > 0 && period > 0)
-				cores = (long)((quota + period - 1) / period);
-		}
-	}
-	fclose(f);
-	return cores;
-}
-
-/* function.nthread, or the cores this process may run on (its affinity, within its CPU quota). */
+/* function.nthread, or the cores this process may run on. */
 static size_t worker_count(const cf_xgb_predict *p)
 {
-	long n = p->nthread;
-	if (n <= 0) {
-		cpu_set_t set;
-		long quota = quota_cores();
-		n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-		if (quota > 0 && quota < n)
-			n = quota;
-	}
+	long n = p->nthread > 0 ? p->nthread : cores_allowed();
 	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (size_t)n;
 }
 
