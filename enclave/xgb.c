@@ -936,10 +936,10 @@ static cf_err predict_block(const predictor *pr, BoosterHandle booster, block *b
 	}
 	b->per = per;
 	for (size_t i = 0; rc == CF_OK && i < b->rows; i++) {
-		if (pr->id_name) {
-			size_t start = i ? b->id_end[i - 1] : 0;
+		/* An empty id (NULL in SQL, an empty field in a CSV) writes nothing; ids may hold none. */
+		size_t start = i && pr->id_name ? b->id_end[i - 1] : 0;
+		if (pr->id_name && b->id_end[i] > start)
 			rc = cf_buf_append(&b->out, b->ids.data + start, b->id_end[i] - start);
-		}
 		for (bst_ulong c = 0; rc == CF_OK && c < per; c++) {
 			/* ",%.9g": a float32 exactly; the comma only after something. */
 			char num[32];

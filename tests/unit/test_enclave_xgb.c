@@ -490,6 +490,20 @@ static void test_predict_from_table(void **state)
 	assert_string_equal(why, "line 3 (record 3): 1 fields; the header has 3");
 	cf_xgb_rows_free(r);
 	cf_buf_free(&csv);
+	/* Empty ids (a block whose ids hold no byte at all): each line starts with the comma. */
+	cf_xgb_predict_free(&p);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"x2\", \"x3\"], \"id\": \"id\"}", &p);
+	r = rows_new(&p, &model, N, &csv);
+	assert_int_equal(feed_rows(r, "id,x1,x2,x3\n,1,2,3\n,4,5,\n", 100, why, sizeof(why)), CF_OK);
+	cf_xgb_rows_free(r);
+	assert_int_equal(cf_buf_terminate(&csv), CF_OK);
+	assert_true(strncmp((const char *)csv.data, "id,prediction\r\n,", 16) == 0);
+	assert_non_null(strstr((const char *)csv.data + 15, "\r\n,"));
+	cf_buf_free(&csv);
+	cf_xgb_predict_free(&p);
+	predict_spec("{\"kind\": \"xgboost.predict\", \"model\": \"m\", \"table\": \"t\", "
+		     "\"features\": [\"x1\", \"x2\", \"x3\"]}", &p);
 	/* A header and no rows: the header of the predictions alone. */
 	r = rows_new(&p, &model, N, &csv);
 	assert_int_equal(feed_rows(r, "x1,x2,x3\r\n", 100, why, sizeof(why)), CF_OK);
