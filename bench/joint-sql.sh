@@ -262,7 +262,8 @@ phases = {
     "release": rf"evidence and release in {num} s",
     "query": rf"output result: computed in {num} s",
     "output": rf"committed in {num} s: encrypt {num} s, upload {num} s",
-    "main": rf"finished {num} s after main began; cpu: user {num} s, system {num} s; SQLite heap peak {num} MiB",
+    "main": rf"finished {num} s after main began(?:, [\d.]+ s after the run's parameters came)?; "
+            rf"cpu(?: \(arena pre-faulting included\))?: user {num} s, system {num} s; SQLite heap peak {num} MiB",
 }
 input_re = (rf"input (\w+): \d+ rows, .* in {num} s: transfer {num} s, decrypt {num} s, "
             rf"check and type {num} s, insert {num} s")
