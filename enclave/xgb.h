@@ -3,11 +3,12 @@
  * (docs/tasks.md), on libxgboost's C API (1.7).
  *
  * Both read their rows with a query run under the fence (sql.h), like
- * any SQL task's, and build a dense float matrix from it (NULL is a
- * missing value, NaN; an integer or real is converted to float; text or
- * a blob is refused). The matrix holds plaintext: it is allocated on the
- * heap (secretmem under the soft TEE) and wiped before it is freed, on
- * every path; every XGBoost handle is freed on every path too. XGBoost's
+ * any SQL task's (predict also straight from a CSV input), as dense
+ * floats (NULL is a missing value, NaN; an integer or real is converted
+ * to float; text or a blob is refused): train into one matrix, predict
+ * into blocks of rows (below). Matrix and blocks hold plaintext: they are
+ * on the heap (secretmem under the soft TEE) and wiped before they are
+ * freed, on every path; every XGBoost handle is freed on every path too. XGBoost's
  * own copies (its DMatrix pages, its model buffers) live in the same heap
  * and are freed by XGBoost without a wipe.
  *
